@@ -1,1 +1,4 @@
-export {}
+export { createFileServer, type FileServer, type FileServerInit, type FileServerStats } from './file-server.js';
+export { FileStore, versionOf, type FileStoreInit, type FileMeta } from './file-store.js';
+export type { GatewayAddress } from './gateway-link.js';
+export { main, parseHostPort } from './cli.js';

@@ -1,1 +1,11 @@
-export {}
+export * from './constants.js';
+export * from './packets.js';
+export { ProtocolError, type ProtocolErrorCode } from './errors.js';
+export { encode } from './encode.js';
+export { decode, decodeBody, decodeFrame, type DecodedFrame } from './decode.js';
+export { sealFrame, openFrame, keyFromSecret, type FrameKey, type FrameAuth, type SealOptions, type OpenedFrame } from './frame.js';
+export { normalizePath, type PathRules } from './paths.js';
+export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
+export { chunkDigest, chunkDigestMatches } from './digest.js';
+export { createLogger, silentLogger, LOG_LEVELS, type Logger, type LoggerInit, type LogLevel, type LogFields } from './logger.js';
+export { createFrameCodec, type FrameCodec, type FrameCodecInit } from './frame-codec.js';

@@ -1,0 +1,92 @@
+/**
+ * Starts httpgw (the gateway) and N fastfilesrv file servers from the built packages:
+ *   node packages/gateway/bin/httpgw.js 127.0.0.1 0 --udp-port U [--chunk-size B] [--window N]
+ *   node packages/file-server/bin/fastfilesrv.js 127.0.0.1 U --root DIR
+ * and waits for "listening http=127.0.0.1:PORT udp=..." and "registered with gateway".
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess } from './proc.js';
+import { freeUdpPort } from './measure.js';
+import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions } from './types.js';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+
+const GATEWAY_BIN = join(REPO_ROOT, 'packages/gateway/bin/httpgw.js');
+const SERVER_BIN = join(REPO_ROOT, 'packages/file-server/bin/fastfilesrv.js');
+const REQUIRED = ['packages/gateway/dist/cli.js', 'packages/file-server/dist/cli.js', 'packages/gateway/bin/httpgw.js', 'packages/file-server/bin/fastfilesrv.js'];
+
+const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
+const REGISTERED = /registered with gateway/;
+const START_TIMEOUT_MS = 15_000;
+
+/** Log level passed to both programs; they must still print their ready lines at it. */
+const LOG_LEVEL = process.env.BENCH_HTTPGW_LOG_LEVEL ?? 'info';
+
+function whyUnavailable(): string | undefined {
+  const missing = REQUIRED.filter((p) => !existsSync(join(REPO_ROOT, p)));
+  if (missing.length === 0) return undefined;
+  return `httpgw is not built (missing ${missing.join(', ')}); run \`npx pnpm@10.34.8 build\` first`;
+}
+
+export function createHttpgwLauncher(filesDir: string): HttpgwLauncher {
+  const unavailable = whyUnavailable();
+  return {
+    unavailable,
+    start: async (options: HttpgwOptions): Promise<HttpgwInstance> => {
+      if (unavailable !== undefined) throw new Error(unavailable);
+      return startHttpgw(filesDir, options);
+    },
+  };
+}
+
+async function startHttpgw(filesDir: string, options: HttpgwOptions): Promise<HttpgwInstance> {
+  const udpPort = await freeUdpPort();
+  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', String(udpPort), '--log-level', LOG_LEVEL];
+  if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
+  if (options.window !== undefined) args.push('--window', String(options.window));
+  const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
+  const servers: ManagedProcess[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await gateway.stop();
+  };
+  try {
+    const m = await gateway.waitForLine(LISTENING, START_TIMEOUT_MS);
+    const httpPort = Number(m[2]);
+    const gwUdpPort = Number(m[4]);
+    for (let i = 0; i < options.servers; i++) {
+      servers.push(
+        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(gwUdpPort), '--root', filesDir, '--log-level', LOG_LEVEL], {
+          cwd: REPO_ROOT,
+        }),
+      );
+    }
+    await Promise.all(servers.map((s) => s.waitForLine(REGISTERED, START_TIMEOUT_MS)));
+    return {
+      target: {
+        name: 'httpgw',
+        url: (file) => `http://127.0.0.1:${httpPort}/${file}`,
+        curlArgs: [],
+        pids: () => [gateway.pid, ...servers.map((s) => s.pid)],
+      },
+      gatewayPid: gateway.pid,
+      serverPids: servers.map((s) => s.pid),
+      options,
+      alive: () => gateway.isRunning && servers.every((s) => s.isRunning),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Short description of a gateway configuration, e.g. "3 servers, chunk 8192, window 32". */
+export function describeHttpgw(o: HttpgwOptions): string {
+  const parts = [`${o.servers} server${o.servers === 1 ? '' : 's'}`];
+  if (o.chunkSize !== undefined) parts.push(`chunk ${o.chunkSize}`);
+  if (o.window !== undefined) parts.push(`window ${o.window}`);
+  return parts.join(', ');
+}

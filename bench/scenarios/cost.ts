@@ -1,0 +1,96 @@
+/**
+ * Server-side cost of moving bytes: CPU seconds (utime+stime from /proc/PID/stat) per GB
+ * delivered, and peak RSS (VmHWM, reset after the warm-up via /proc/PID/clear_refs), for the
+ * gateway, one file server, and all server-side processes; nginx for comparison.
+ */
+import type { SizeName } from '../files.js';
+import { MiB, median, peakRss, resetPeakRss, sum } from '../measure.js';
+import type { BenchContext, DownloadTarget, HttpgwInstance, Scenario } from '../types.js';
+import { download, errorText, meteredBatch, perGB, serverPids, type Batch } from './common.js';
+
+const ALL = 'all server processes';
+
+interface Setup {
+  size: SizeName;
+  file: string;
+  bytes: number;
+  reps: number;
+}
+
+/** Warm-up, reset VmHWM, then `reps` metered downloads. Returns the batches (one per download). */
+async function measure(ctx: BenchContext, setup: Setup, target: DownloadTarget, pids: number[]): Promise<Batch[]> {
+  await download(target, setup.file, setup.bytes);
+  let reset = true;
+  for (const pid of pids) reset = resetPeakRss(pid) && reset;
+  if (!reset) ctx.note(`${target.name}: could not reset VmHWM (/proc/PID/clear_refs not writable): peaks include start-up`);
+  const batches: Batch[] = [];
+  for (let i = 1; i <= setup.reps; i++) {
+    ctx.progress(`${target.name} ${setup.size} download ${i}/${setup.reps}`);
+    batches.push(await meteredBatch(target, setup.file, setup.bytes, 1, pids));
+  }
+  return batches;
+}
+
+function recordCommon(ctx: BenchContext, setup: Setup, target: string, batches: Batch[], pids: number[]): void {
+  ctx.record({ case: ALL, metric: 'CPU per GB', unit: 's/GB', better: 'lower', target, samples: batches.map((b) => perGB(sum(b.cpu), b.bytes)) });
+  ctx.record({ case: ALL, metric: 'peak RSS (sum of VmHWM)', unit: 'MiB', better: 'lower', target, samples: [sum(pids.map(peakRss)) / MiB] });
+  ctx.record({
+    case: `${setup.size} download`,
+    metric: 'throughput',
+    unit: 'MB/s',
+    better: 'higher',
+    target,
+    samples: batches.flatMap((b) => b.downloads.map((d) => d.mbps)),
+  });
+}
+
+async function measureHttpgw(ctx: BenchContext, setup: Setup, gw: HttpgwInstance): Promise<void> {
+  const pids = [gw.gatewayPid, ...gw.serverPids];
+  const batches = await measure(ctx, setup, gw.target, pids);
+  recordCommon(ctx, setup, 'httpgw', batches, pids);
+  const rec = (kase: string, metric: string, unit: string, samples: number[]): void =>
+    ctx.record({ case: kase, metric, unit, better: 'lower', target: 'httpgw', samples });
+  rec('gateway process', 'CPU per GB', 's/GB', batches.map((b) => perGB(b.cpu[0] ?? Number.NaN, b.bytes)));
+  rec(`file servers (${gw.serverPids.length}), per GB served`, 'CPU per GB', 's/GB', batches.map((b) => perGB(sum(b.cpu.slice(1)), b.bytes)));
+  rec('gateway process', 'peak RSS (VmHWM)', 'MiB', [peakRss(gw.gatewayPid) / MiB]);
+  rec('one file server', 'peak RSS (VmHWM)', 'MiB', [peakRss(gw.serverPids[0] ?? -1) / MiB]);
+  const perServer = gw.serverPids.map((_, i) => median(batches.map((b) => b.cpu[i + 1] ?? Number.NaN)));
+  ctx.note(`httpgw: CPU seconds per download, by file server: ${perServer.map((s) => s.toFixed(2)).join(', ')}`);
+}
+
+export const cost: Scenario = {
+  name: 'cost',
+  title: 'Cost: CPU per GB moved and peak memory',
+  async run(ctx: BenchContext): Promise<void> {
+    const size: SizeName = ctx.quick ? '64 MiB' : '256 MiB';
+    const setup: Setup = { size, file: await ctx.files.ensure(size), bytes: ctx.files.bytes(size), reps: ctx.quick ? 3 : 5 };
+    ctx.note(`${setup.reps} sequential downloads of the ${size} file per target, CPU metered per download (10 ms tick resolution)`);
+
+    if (ctx.httpgw.unavailable !== undefined) {
+      ctx.note(`httpgw not measured: ${ctx.httpgw.unavailable}`);
+    } else {
+      // A fresh gateway, so its peak RSS is this scenario's.
+      await ctx.stopSharedHttpgw();
+      ctx.progress('starting httpgw (3 file servers)');
+      let gw: HttpgwInstance | undefined;
+      try {
+        gw = await ctx.httpgw.start({ servers: 3 });
+        await measureHttpgw(ctx, setup, gw);
+      } catch (err) {
+        ctx.note(`httpgw: ${errorText(err)}`);
+      } finally {
+        await gw?.stop();
+      }
+    }
+
+    for (const target of [ctx.peers.nginxDirect, ctx.peers.nginxProxy]) {
+      if (!target) continue;
+      try {
+        const pids = serverPids(target);
+        recordCommon(ctx, setup, target.name, await measure(ctx, setup, target, pids), pids);
+      } catch (err) {
+        ctx.note(`${target.name}: ${errorText(err)}`);
+      }
+    }
+  },
+};

@@ -1,0 +1,12 @@
+/** All scenarios, in run order. A new scenario goes in its own file and is listed here. */
+import type { Scenario } from '../types.js';
+import { throughput } from './throughput.js';
+import { wrk } from './wrk.js';
+import { cost } from './cost.js';
+import { sizeScaling } from './size-scaling.js';
+import { serverScaling } from './server-scaling.js';
+import { sweep } from './sweep.js';
+import { slowClient } from './slow-client.js';
+import { loss } from './loss.js';
+
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cost, sizeScaling, serverScaling, sweep, slowClient, loss];

@@ -1,0 +1,91 @@
+/** Shared types of the benchmark harness. */
+import type { BenchFiles } from './files.js';
+
+/** Something curl can download the bench files from. */
+export interface DownloadTarget {
+  /** Column name in the report, e.g. "httpgw", "nginx-proxy", "tftp-65464". */
+  readonly name: string;
+  url(file: string): string;
+  /** Extra curl arguments (e.g. --tftp-blksize). */
+  readonly curlArgs: readonly string[];
+  /** Server-side processes whose CPU and memory are the cost of serving. */
+  pids(): number[];
+}
+
+export interface HttpgwOptions {
+  servers: number;
+  chunkSize?: number;
+  window?: number;
+}
+
+/** A running gateway with its file servers. */
+export interface HttpgwInstance {
+  readonly target: DownloadTarget;
+  readonly gatewayPid: number;
+  readonly serverPids: readonly number[];
+  readonly options: HttpgwOptions;
+  /** False once the gateway or a file server has exited. */
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface HttpgwLauncher {
+  /** Why httpgw cannot run, or undefined when it can. */
+  readonly unavailable: string | undefined;
+  start(options: HttpgwOptions): Promise<HttpgwInstance>;
+}
+
+export interface Peers {
+  nginxDirect?: DownloadTarget;
+  nginxProxy?: DownloadTarget;
+  tftpLarge?: DownloadTarget;
+  tftpSmall?: DownloadTarget;
+  /** Peer name -> why it is not running. */
+  readonly skipped: Map<string, string>;
+}
+
+export type Better = 'higher' | 'lower';
+
+export interface MeasurementInput {
+  /** Row label inside the scenario, e.g. "256 MiB" or "4 KiB c=32". */
+  case: string;
+  /** e.g. "throughput". */
+  metric: string;
+  /** e.g. "MB/s". */
+  unit: string;
+  better: Better;
+  /** Column: a target name, possibly with a qualifier ("httpgw gateway"). */
+  target: string;
+  samples: number[];
+  /** Anything else worth keeping in the JSON (per-sample details, settings). */
+  details?: Record<string, unknown>;
+}
+
+/** A recorded row cell; records with the same scenario/case/metric/target are merged. */
+export interface Measurement extends Omit<MeasurementInput, 'details'> {
+  scenario: string;
+  median: number;
+  details: Array<Record<string, unknown>>;
+}
+
+export interface BenchContext {
+  readonly quick: boolean;
+  readonly files: BenchFiles;
+  readonly peers: Peers;
+  readonly httpgw: HttpgwLauncher;
+  /** The default gateway (3 file servers, default settings), started on first use. */
+  sharedHttpgw(): Promise<HttpgwInstance>;
+  /** Stops the shared gateway (scenarios that start their own call this first). */
+  stopSharedHttpgw(): Promise<void>;
+  record(m: MeasurementInput): void;
+  /** A remark printed under the scenario's table (skips, failures, caveats). */
+  note(text: string): void;
+  progress(text: string): void;
+}
+
+export interface Scenario {
+  /** Used by --only. */
+  readonly name: string;
+  readonly title: string;
+  run(ctx: BenchContext): Promise<void>;
+}

@@ -1,0 +1,200 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { hostname } from 'node:os';
+import {
+  MAX_DATAGRAM_BYTES,
+  ProtocolError,
+  chunkDigest,
+  createFrameCodec,
+  silentLogger,
+  type ChunkRequestPacket,
+  type ErrorCode,
+  type FrameCodec,
+  type FrameKey,
+  type ListRequestPacket,
+  type Logger,
+  type MetaRequestPacket,
+  type Packet,
+} from '@httpgw/protocol';
+import { FileStore, ForbiddenPathError, NotFoundError, StaleVersionError } from './file-store.js';
+import { GatewayLink, type GatewayAddress } from './gateway-link.js';
+
+export interface FileServerInit {
+  gateways: GatewayAddress[];
+  /** Directory to serve (default: the current directory). */
+  root?: string;
+  /** Local UDP address and port (default 0.0.0.0, port 0). */
+  bindAddress?: string;
+  bindPort?: number;
+  name?: string;
+  allowDotfiles?: boolean;
+  /** Shared secret: every datagram is signed and checked (see docs/SECURITY.md). */
+  key?: FrameKey;
+  /** Reads in progress at most; requests beyond it are answered `busy`. */
+  maxConcurrentReads?: number;
+  socketBufferBytes?: number;
+  logger?: Logger;
+}
+
+export interface FileServerStats {
+  datagramsIn: number;
+  refused: number;
+  fromStrangers: number;
+  chunksSent: number;
+  bytesSent: number;
+  busy: number;
+}
+
+export interface FileServer {
+  readonly address: { address: string; port: number };
+  readonly stats: FileServerStats;
+  /** Resolves once every configured gateway has admitted this server. */
+  whenRegistered(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts a file server: binds its UDP socket, then registers with every gateway until admitted. */
+export async function createFileServer(init: FileServerInit): Promise<FileServer> {
+  const logger = init.logger ?? silentLogger;
+  const store = new FileStore({ root: init.root ?? process.cwd(), allowDotfiles: init.allowDotfiles ?? false });
+  const root = await store.init();
+  const codec: FrameCodec = createFrameCodec({ key: init.key });
+  const socket = await bindSocket(init.bindAddress ?? '0.0.0.0', init.bindPort ?? 0, init.socketBufferBytes ?? 4 * 1024 * 1024);
+  const { address, port } = socket.address();
+  const name = init.name ?? `${hostname()}:${port}`;
+  const maxConcurrentReads = init.maxConcurrentReads ?? 512;
+  const stats: FileServerStats = { datagramsIn: 0, refused: 0, fromStrangers: 0, chunksSent: 0, bytesSent: 0, busy: 0 };
+  let readsInProgress = 0;
+
+  const send = (packet: Packet, toAddress: string, toPort: number) => {
+    const datagram = codec.encode(packet);
+    socket.send(datagram, toPort, toAddress, (error) => {
+      if (error) logger.warn('send failed', { to: `${toAddress}:${toPort}`, error: error.message });
+    });
+    return datagram.length;
+  };
+
+  const links: GatewayLink[] = [];
+  for (const gateway of init.gateways) {
+    const resolved = (await lookup(gateway.host, { family: 4 })).address;
+    const link = new GatewayLink({
+      address: resolved,
+      port: gateway.port,
+      label: `${gateway.host}:${gateway.port}`,
+      name,
+      logger,
+      send: (packet) => send(packet, resolved, gateway.port),
+    });
+    links.push(link);
+  }
+  const linkFor = (from: RemoteInfo) => links.find((link) => link.address === from.address && link.port === from.port);
+
+  const replyError = (link: GatewayLink, requestId: number, code: ErrorCode, message: string) =>
+    send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
+
+  const serveMeta = async (link: GatewayLink, request: MetaRequestPacket) => {
+    const meta = await store.meta(request.path).catch((error: unknown) => {
+      // Forbidden paths look exactly like missing ones: no probing of what lies outside the root.
+      if (error instanceof ForbiddenPathError) return { kind: 'none' as const, size: 0, mtimeMs: 0, version: '' };
+      throw error;
+    });
+    send({ type: 'meta', requestId: request.requestId, ...meta }, link.address, link.port);
+  };
+
+  const serveChunk = async (link: GatewayLink, request: ChunkRequestPacket) => {
+    const { data, hasNext } = await store.readChunk(request.path, request.version, request.chunk, request.chunkSize);
+    const md5 = chunkDigest(data);
+    stats.bytesSent += send({ type: 'chunk', requestId: request.requestId, chunk: request.chunk, hasNext, md5, data }, link.address, link.port);
+    stats.chunksSent++;
+  };
+
+  const serveList = async (link: GatewayLink, request: ListRequestPacket) => {
+    const page = await store.list(request.path, request.cursor, MAX_DATAGRAM_BYTES - 1_024);
+    send({ type: 'list', requestId: request.requestId, entries: page.entries, next: page.next }, link.address, link.port);
+  };
+
+  const serve = async (link: GatewayLink, request: MetaRequestPacket | ChunkRequestPacket | ListRequestPacket) => {
+    if (readsInProgress >= maxConcurrentReads) {
+      stats.busy++;
+      replyError(link, request.requestId, 'busy', 'too many reads in progress');
+      return;
+    }
+    readsInProgress++;
+    try {
+      if (request.type === 'meta-request') await serveMeta(link, request);
+      else if (request.type === 'chunk-request') await serveChunk(link, request);
+      else await serveList(link, request);
+    } catch (error) {
+      const [code, message] = describeFailure(error);
+      if (code === 'io') logger.warn('read failed', { path: request.path, error: message });
+      replyError(link, request.requestId, code, message);
+    } finally {
+      readsInProgress--;
+    }
+  };
+
+  socket.on('message', (datagram, from) => {
+    stats.datagramsIn++;
+    const link = linkFor(from);
+    if (!link) {
+      // Only the gateways we registered with get answers: no reflection towards anyone else.
+      stats.fromStrangers++;
+      return;
+    }
+    let packet: Packet;
+    try {
+      packet = codec.decode(datagram, `${from.address}:${from.port}`);
+    } catch (error) {
+      stats.refused++;
+      if (logger.isEnabled('debug')) logger.debug('refused datagram', { from: link.label, error: error instanceof ProtocolError ? error.code : String(error) });
+      return;
+    }
+    if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request') {
+      if (link.registered) void serve(link, packet);
+      return;
+    }
+    link.handle(packet);
+  });
+
+  logger.info('serving', { root, udp: `${address}:${port}`, gateways: links.map((link) => link.label).join(','), auth: codec.authenticated ? 'hmac-sha256' : 'off' });
+  if (!codec.authenticated) logger.warn('no secret configured: any host that can reach this server can pose as a gateway it registered with (see --secret-file)');
+  for (const link of links) link.start();
+
+  let stopped = false;
+  return {
+    address: { address, port },
+    stats,
+    whenRegistered: async () => {
+      await Promise.all(links.map((link) => link.whenRegistered()));
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const link of links) link.close();
+      // Let the leave datagrams go out before the socket closes.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      await store.close();
+      logger.info('stopped');
+    },
+  };
+}
+
+function describeFailure(error: unknown): [ErrorCode, string] {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof StaleVersionError) return ['stale', message];
+  if (error instanceof NotFoundError || error instanceof ForbiddenPathError) return ['not-found', 'no such file'];
+  return ['io', message];
+}
+
+function bindSocket(address: string, port: number, bufferBytes: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
+    socket.once('error', reject);
+    socket.bind(port, address, () => {
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+  });
+}

@@ -1,0 +1,239 @@
+import { constants as fsConstants, type Stats } from 'node:fs';
+import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, join, relative } from 'node:path';
+import { normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
+
+export interface FileStoreInit {
+  /** Directory served; nothing outside it is ever opened. */
+  root: string;
+  /** Serve names starting with '.'; off by default. */
+  allowDotfiles?: boolean;
+  /** Open file handles kept for positional reads. */
+  maxOpenFiles?: number;
+  /** How long an open handle or a directory listing is trusted before the path is checked again. */
+  revalidateMs?: number;
+  now?: () => number;
+}
+
+export interface FileMeta {
+  kind: EntryKind;
+  size: number;
+  mtimeMs: number;
+  version: string;
+}
+
+export interface ChunkRead {
+  data: Buffer;
+  hasNext: boolean;
+}
+
+/** The file changed since the gateway learned its version: refuse rather than mix contents. */
+export class StaleVersionError extends Error {
+  override readonly name = 'StaleVersionError';
+}
+/** The path is malformed, hidden, or resolves outside the root. */
+export class ForbiddenPathError extends Error {
+  override readonly name = 'ForbiddenPathError';
+}
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
+
+interface OpenFile {
+  handle: FileHandle;
+  stats: Stats;
+  version: string;
+  checkedAt: number;
+}
+
+interface CachedListing {
+  entries: ListEntry[];
+  checkedAt: number;
+}
+
+/**
+ * The same bytes have the same size and modification time wherever they are copied with their times
+ * (cp -p, rsync -t), so servers holding copies agree on the version, as nginx's ETag does.
+ */
+export function versionOf(stats: Stats): string {
+  return `${stats.size.toString(36)}-${Math.trunc(stats.mtimeMs * 1000).toString(36)}`;
+}
+
+/**
+ * Files under one root: safe path resolution, metadata, positional chunk reads from a bounded cache
+ * of open handles, and paged directory listings.
+ */
+export class FileStore {
+  private readonly rootInput: string;
+  private root = '';
+  private readonly allowDotfiles: boolean;
+  private readonly maxOpenFiles: number;
+  private readonly revalidateMs: number;
+  private readonly now: () => number;
+  /** Insertion order is recency order: the first entry is the least recently used. */
+  private readonly openFiles = new Map<string, Promise<OpenFile>>();
+  private readonly listings = new Map<string, CachedListing>();
+
+  constructor(init: FileStoreInit) {
+    this.rootInput = init.root;
+    this.allowDotfiles = init.allowDotfiles ?? false;
+    this.maxOpenFiles = init.maxOpenFiles ?? 64;
+    this.revalidateMs = init.revalidateMs ?? 1_000;
+    this.now = init.now ?? Date.now;
+  }
+
+  /** Resolves the root once (following links), and fails loudly when it is not a directory. */
+  async init(): Promise<string> {
+    this.root = await realpath(this.rootInput);
+    if (!(await stat(this.root)).isDirectory()) throw new Error(`root ${this.rootInput} is not a directory`);
+    return this.root;
+  }
+
+  async meta(path: string): Promise<FileMeta> {
+    const real = await this.resolve(path).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (real === undefined) return { kind: 'none', size: 0, mtimeMs: 0, version: '' };
+    const stats = await stat(real);
+    if (stats.isDirectory()) return { kind: 'directory', size: 0, mtimeMs: stats.mtimeMs, version: '' };
+    if (!stats.isFile()) return { kind: 'none', size: 0, mtimeMs: 0, version: '' };
+    return { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, version: versionOf(stats) };
+  }
+
+  /** Reads chunk `index` of `chunkSize` bytes with one positional read. */
+  async readChunk(path: string, version: string, index: number, chunkSize: number): Promise<ChunkRead> {
+    const file = await this.openFile(path);
+    if (file.version !== version) throw new StaleVersionError(`${path} changed: version ${file.version}, asked for ${version}`);
+    const offset = index * chunkSize;
+    const size = file.stats.size;
+    if (offset > size || (offset === size && size > 0)) throw new NotFoundError(`chunk ${index} is past the end of ${path}`);
+    const data = Buffer.allocUnsafe(Math.min(chunkSize, size - offset));
+    let filled = 0;
+    while (filled < data.length) {
+      const { bytesRead } = await file.handle.read(data, filled, data.length - filled, offset + filled);
+      if (bytesRead === 0) throw new StaleVersionError(`${path} shrank while being read`);
+      filled += bytesRead;
+    }
+    return { data, hasNext: offset + data.length < size };
+  }
+
+  /** One page of a directory listing, sorted by name, starting at `cursor`, within `maxBytes` of names. */
+  async list(path: string, cursor: number, maxBytes: number): Promise<{ entries: ListEntry[]; next: number }> {
+    const all = await this.listing(path);
+    const entries: ListEntry[] = [];
+    let budget = maxBytes;
+    let index = cursor;
+    for (; index < all.length; index++) {
+      const entry = all[index]!;
+      // msgpack framing of one entry is ~50 bytes beside its name.
+      const cost = Buffer.byteLength(entry.name) + 64;
+      if (cost > budget && entries.length > 0) break;
+      budget -= cost;
+      entries.push(entry);
+    }
+    return { entries, next: index < all.length ? index : -1 };
+  }
+
+  async close(): Promise<void> {
+    const files = [...this.openFiles.values()];
+    this.openFiles.clear();
+    await Promise.allSettled(files.map(async (file) => (await file).handle.close()));
+  }
+
+  /** Canonical path → real path under the root, or ForbiddenPathError / NotFoundError. */
+  private async resolve(path: string): Promise<string> {
+    let relativePath: string;
+    try {
+      relativePath = normalizePath(path, { allowDotfiles: this.allowDotfiles });
+    } catch (error) {
+      throw new ForbiddenPathError(error instanceof Error ? error.message : String(error));
+    }
+    let real: string;
+    try {
+      real = await realpath(join(this.root, relativePath));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) throw new NotFoundError(`${path} does not exist`);
+      throw error;
+    }
+    const inside = relative(this.root, real);
+    if (inside.startsWith('..') || isAbsolute(inside)) throw new ForbiddenPathError(`${path} leads outside the root`);
+    return real;
+  }
+
+  private openFile(path: string): Promise<OpenFile> {
+    const cached = this.openFiles.get(path);
+    if (cached) {
+      this.openFiles.delete(path);
+      this.openFiles.set(path, cached);
+      return cached.then((file) => (this.now() - file.checkedAt < this.revalidateMs ? file : this.revalidate(path, file)));
+    }
+    const opening = this.openFresh(path);
+    this.openFiles.set(path, opening);
+    opening.catch(() => this.openFiles.delete(path));
+    this.evictBeyondLimit();
+    return opening;
+  }
+
+  private async openFresh(path: string): Promise<OpenFile> {
+    const real = await this.resolve(path);
+    const handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new NotFoundError(`${path} is not a regular file`);
+      return { handle, stats, version: versionOf(stats), checkedAt: this.now() };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** The path may now name another file (replaced, renamed, grown): reopen when it does. */
+  private async revalidate(path: string, file: OpenFile): Promise<OpenFile> {
+    const current = await stat(await this.resolve(path));
+    if (current.ino === file.stats.ino && current.dev === file.stats.dev && versionOf(current) === file.version) {
+      file.checkedAt = this.now();
+      return file;
+    }
+    this.openFiles.delete(path);
+    void file.handle.close().catch(() => {});
+    return this.openFile(path);
+  }
+
+  private evictBeyondLimit(): void {
+    while (this.openFiles.size > this.maxOpenFiles) {
+      const [oldestPath, oldest] = this.openFiles.entries().next().value ?? [];
+      if (oldestPath === undefined || oldest === undefined) return;
+      this.openFiles.delete(oldestPath);
+      // Reads already holding the handle finish first: close after a grace period, not at once.
+      void oldest.then((file) => setTimeout(() => void file.handle.close().catch(() => {}), 5_000).unref(), () => {});
+    }
+  }
+
+  private async listing(path: string): Promise<ListEntry[]> {
+    const cached = this.listings.get(path);
+    if (cached && this.now() - cached.checkedAt < this.revalidateMs) return cached.entries;
+    const real = await this.resolve(path);
+    const entries: ListEntry[] = [];
+    for (const dirent of await readdir(real, { withFileTypes: true })) {
+      if (!this.allowDotfiles && dirent.name.startsWith('.')) continue;
+      const childPath = path === '' ? dirent.name : `${path}/${dirent.name}`;
+      try {
+        // resolve() hides links that leave the root, and names the protocol could not carry.
+        const stats = await stat(await this.resolve(childPath));
+        if (stats.isFile()) entries.push({ name: dirent.name, kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs });
+        else if (stats.isDirectory()) entries.push({ name: dirent.name, kind: 'directory', size: 0, mtimeMs: stats.mtimeMs });
+      } catch {
+        // Vanished, forbidden or unreadable entries are simply not listed.
+      }
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (this.listings.size > 256) this.listings.clear();
+    this.listings.set(path, { entries, checkedAt: this.now() });
+    return entries;
+  }
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && 'code' in error && error.code === code;
+}

@@ -1,0 +1,146 @@
+import type { Logger, Packet } from '@httpgw/protocol';
+
+export interface GatewayAddress {
+  host: string;
+  port: number;
+}
+
+export interface GatewayLinkInit {
+  /** Resolved address the gateway answers from; only datagrams from it are trusted as the gateway. */
+  address: string;
+  port: number;
+  label: string;
+  name: string;
+  send: (packet: Packet) => void;
+  logger: Logger;
+  /** First retry delay of hello/register; doubles up to `maxRetryMs`. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  /** Heartbeats missed in a row before the gateway is taken for gone and registration starts again. */
+  missedAcksBeforeRetry?: number;
+}
+
+type LinkState = 'hello' | 'register' | 'registered' | 'closed';
+
+/**
+ * Registration with one gateway, as a small state machine:
+ * hello → (challenge) → register → (registered) → heartbeats. A `heartbeat-ack` with `known: false`
+ * (the gateway restarted or evicted us) or too many missed acks start over, so a restarted gateway
+ * gets its servers back without anyone touching them.
+ */
+export class GatewayLink {
+  readonly address: string;
+  readonly port: number;
+  readonly label: string;
+  private state: LinkState = 'hello';
+  private cookie: Uint8Array | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private retryDelay: number;
+  private unackedHeartbeats = 0;
+  private heartbeatMs = 1_000;
+  private readonly init: GatewayLinkInit;
+  private registeredWaiters: Array<() => void> = [];
+
+  constructor(init: GatewayLinkInit) {
+    this.init = init;
+    this.address = init.address;
+    this.port = init.port;
+    this.label = init.label;
+    this.retryDelay = init.retryMs ?? 200;
+  }
+
+  get registered(): boolean {
+    return this.state === 'registered';
+  }
+
+  start(): void {
+    this.restart();
+  }
+
+  /** Resolves once the gateway has admitted this server (again). */
+  whenRegistered(): Promise<void> {
+    if (this.registered) return Promise.resolve();
+    return new Promise((resolve) => this.registeredWaiters.push(resolve));
+  }
+
+  handle(packet: Packet): void {
+    switch (packet.type) {
+      case 'challenge':
+        if (this.state !== 'hello') return;
+        this.cookie = packet.cookie;
+        this.state = 'register';
+        this.resetRetry();
+        this.sendRegistration();
+        return;
+      case 'registered':
+        if (this.state !== 'register') return;
+        this.state = 'registered';
+        this.heartbeatMs = packet.heartbeatMs;
+        this.unackedHeartbeats = 0;
+        this.init.logger.info('registered with gateway', { gateway: this.label, heartbeatMs: packet.heartbeatMs });
+        this.schedule(this.heartbeatMs, () => this.heartbeat());
+        for (const resolve of this.registeredWaiters.splice(0)) resolve();
+        return;
+      case 'heartbeat-ack':
+        if (this.state !== 'registered') return;
+        this.unackedHeartbeats = 0;
+        if (!packet.known) {
+          this.init.logger.warn('gateway no longer knows this server; registering again', { gateway: this.label });
+          this.restart();
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Says goodbye when registered; stops all timers. */
+  close(): void {
+    if (this.state === 'registered') this.init.send({ type: 'leave' });
+    this.state = 'closed';
+    clearTimeout(this.timer);
+  }
+
+  private restart(): void {
+    this.state = 'hello';
+    this.cookie = undefined;
+    this.resetRetry();
+    this.sendRegistration();
+  }
+
+  private resetRetry(): void {
+    this.retryDelay = this.init.retryMs ?? 200;
+  }
+
+  /** Sends the current registration step and schedules its retry with exponential backoff. */
+  private sendRegistration(): void {
+    if (this.state === 'hello') this.init.send({ type: 'hello', name: this.init.name });
+    else if (this.state === 'register' && this.cookie) this.init.send({ type: 'register', name: this.init.name, cookie: this.cookie });
+    else return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, this.init.maxRetryMs ?? 2_000);
+    this.schedule(delay, () => {
+      // A register that is never answered may carry an expired cookie: start from hello again.
+      if (this.state === 'register' && this.retryDelay >= (this.init.maxRetryMs ?? 2_000)) this.state = 'hello';
+      this.sendRegistration();
+    });
+  }
+
+  private heartbeat(): void {
+    if (this.state !== 'registered') return;
+    if (this.unackedHeartbeats >= (this.init.missedAcksBeforeRetry ?? 3)) {
+      this.init.logger.warn('gateway stopped answering heartbeats; registering again', { gateway: this.label });
+      this.restart();
+      return;
+    }
+    this.unackedHeartbeats++;
+    this.init.send({ type: 'heartbeat' });
+    this.schedule(this.heartbeatMs, () => this.heartbeat());
+  }
+
+  private schedule(delayMs: number, action: () => void): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(action, delayMs);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import yargs from 'yargs';
+import { LOG_LEVELS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, createLogger, keyFromSecret, type LogLevel } from '@httpgw/protocol';
+import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
+
+const EXIT_USAGE = 2;
+
+function parser(argv: string[]) {
+  return yargs(argv)
+    .scriptName('httpgw')
+    .usage('$0 [ADDRESS] [PORT] [options]\n\nHTTP gateway to a pool of UDP file servers (fastfilesrv): GET /<path> streams the file, fetched in chunks from every server that holds it.')
+    .command('$0 [address] [port]', false)
+    .positional('address', { type: 'string', default: '0.0.0.0', describe: 'address for HTTP and UDP' })
+    .positional('port', { type: 'number', default: 8080, describe: 'HTTP port (0: any free port); UDP uses the same number unless --udp-port' })
+    .option('udp-port', { type: 'number', describe: 'UDP port file servers register with (0: any free port)' })
+    .option('chunk-size', { type: 'number', default: DEFAULT_CHUNK_SIZE, describe: `bytes per chunk, ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}; ${MTU_SAFE_CHUNK_SIZE} keeps datagrams under a 1,500-byte MTU` })
+    .option('window', { type: 'number', default: 64, describe: 'most chunk requests in flight to one server (the congestion window adapts below it)' })
+    .option('read-ahead', { type: 'number', default: 8 * 1024 * 1024, describe: 'bytes one download may fetch ahead of its client' })
+    .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
+    .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
+    .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); only servers with it are admitted' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
+    .env('HTTPGW')
+    .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
+    .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
+    .example('$0 --chunk-size 1200', 'MTU-safe chunks for networks that drop IP fragments')
+    .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 100));
+}
+
+type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
+
+/** Range checks yargs cannot express; returns the first problem found. */
+function checkArgs(args: Args): string | undefined {
+  const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
+  if (!isInt(args.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)) return `--chunk-size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`;
+  if (!isInt(args.port, 0, 65_535)) return 'PORT must be an integer in 0..65535';
+  if (args.udpPort !== undefined && !isInt(args.udpPort, 0, 65_535)) return '--udp-port must be an integer in 0..65535';
+  if (!isInt(args.window, 1, 4_096)) return '--window must be an integer in 1..4096';
+  if (!(args.readAhead >= args.chunkSize * 2)) return '--read-ahead must be at least two chunks';
+  if (!(args.stallTimeout > 0)) return '--stall-timeout must be positive';
+  if (!(args.metaCache >= 0)) return '--meta-cache must be 0 or more';
+  return undefined;
+}
+
+/** Runs the CLI; resolves with the exit code once the gateway stops (SIGINT/SIGTERM). */
+export async function main(argv: string[]): Promise<number> {
+  let failure: string | undefined;
+  const args = await parser(argv)
+    .fail((message, error) => {
+      failure = message || error?.message || 'invalid arguments';
+    })
+    .parseAsync();
+  if (failure) {
+    process.stderr.write(`httpgw: ${failure.split('\n')[0]}\nTry 'httpgw --help'.\n`);
+    return EXIT_USAGE;
+  }
+  if (args.help) return 0;
+  const invalid = checkArgs(args);
+  if (invalid) {
+    process.stderr.write(`httpgw: ${invalid}\nTry 'httpgw --help'.\n`);
+    return EXIT_USAGE;
+  }
+
+  const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: (line) => process.stderr.write(line) });
+  try {
+    const key = args.secretFile ? keyFromSecret(Buffer.from((await readFile(args.secretFile, 'utf8')).trim(), 'utf8')) : undefined;
+    const gateway = await createGateway({
+      address: args.address,
+      httpPort: args.port,
+      chunkSize: args.chunkSize,
+      window: args.window,
+      readAheadBytes: args.readAhead,
+      stallTimeoutMs: args.stallTimeout,
+      metaCacheMs: args.metaCache,
+      logger,
+      ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
+      ...(key ? { key } : {}),
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info('stopping', { signal });
+        void gateway.stop().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return 0;
+  } catch (error) {
+    logger.error(error instanceof Error ? error.message : String(error));
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

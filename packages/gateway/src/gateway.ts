@@ -1,0 +1,158 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
+import { FileLookup } from './file-lookup.js';
+import { createHttpApp } from './http-app.js';
+import { Registrar } from './registrar.js';
+import { RequestTracker, type RequestCounters } from './request-tracker.js';
+import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './server-pool.js';
+import { Transfers, type TransferCounters } from './transfers.js';
+import { UdpEndpoint, type UdpCounters } from './udp-endpoint.js';
+
+export interface GatewayInit {
+  /** Address for HTTP and UDP (default 0.0.0.0). */
+  address?: string;
+  /** HTTP port (default 8080; 0 picks a free one). */
+  httpPort?: number;
+  /** UDP port (default: the HTTP port's number; 0 picks a free one). */
+  udpPort?: number;
+  /** Bytes per chunk asked of file servers. */
+  chunkSize?: number;
+  /** Largest congestion window: requests in flight to one server at most. */
+  window?: number;
+  /** Bytes one transfer may fetch ahead of its client. */
+  readAheadBytes?: number;
+  stallTimeoutMs?: number;
+  hedging?: boolean;
+  /** How long a file's metadata is reused (0: ask the servers on every request). */
+  metaCacheMs?: number;
+  socketBufferBytes?: number;
+  pool?: Omit<ServerPoolInit, 'logger' | 'window'>;
+  key?: FrameKey;
+  logger?: Logger;
+}
+
+export interface GatewayStats {
+  pool: PoolCounters;
+  requests: RequestCounters;
+  transfers: TransferCounters & { active: number };
+  udp: UdpCounters;
+  servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
+}
+
+export interface Gateway {
+  readonly httpAddress: { address: string; port: number };
+  readonly udpAddress: { address: string; port: number };
+  readonly pool: ServerPool;
+  stats(): GatewayStats;
+  /** Resolves once `count` servers are in the pool. */
+  waitForServers(count: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_CHUNK_SIZE = 60 * 1024;
+
+/** Starts a gateway: the UDP side file servers register with, and the HTTP side clients download from. */
+export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
+  const logger = init.logger ?? silentLogger;
+  const address = init.address ?? '0.0.0.0';
+  const chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw new RangeError(`chunk size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`);
+  }
+  const codec = createFrameCodec({ key: init.key });
+  const pool = new ServerPool({ ...init.pool, window: { max: init.window ?? 64 }, logger: logger.child('pool') });
+
+  const http: Server = createServer();
+  await listen(http, init.httpPort ?? 8080, address);
+  const httpPort = (http.address() as AddressInfo).port;
+
+  let tracker: RequestTracker | undefined;
+  let registrar: Registrar | undefined;
+  const udp = await UdpEndpoint.open({
+    address,
+    port: init.udpPort ?? httpPort,
+    codec,
+    socketBufferBytes: init.socketBufferBytes ?? 4 * 1024 * 1024,
+    logger,
+    onPacket: (packet, from, port, bytes) => {
+      if (registrar?.handle(packet, from, port, bytes)) return;
+      const key = serverKey(from, port);
+      const server = pool.get(key);
+      if (server) pool.touch(server);
+      if ('requestId' in packet && (packet.type === 'meta' || packet.type === 'chunk' || packet.type === 'list' || packet.type === 'error')) tracker?.onAnswer(packet, key);
+    },
+  }).catch(async (error: unknown) => {
+    await new Promise((resolve) => http.close(resolve));
+    throw error;
+  });
+  tracker = new RequestTracker({ pool, transmit: (server, packet) => udp.send(packet, server.address, server.port) });
+  registrar = new Registrar({ pool, logger: logger.child('registrar'), reply: (packet, to, port) => udp.send(packet, to, port), sizeOf: (packet) => codec.encode(packet).length });
+  const requests = tracker;
+  pool.on('removed', (server) => requests.dropServer(server));
+
+  const lookup = new FileLookup({ pool, tracker, logger, cacheMs: init.metaCacheMs ?? 1_000 });
+  const transfers = new Transfers(
+    { chunkSize, readAheadBytes: init.readAheadBytes ?? 8 * 1024 * 1024, stallTimeoutMs: init.stallTimeoutMs ?? 10_000, hedging: init.hedging ?? true },
+    pool,
+    tracker,
+    logger.child('transfer'),
+  );
+  const app = createHttpApp({ lookup, transfers, logger: logger.child('http') });
+  http.on('request', app.callback());
+
+  const httpAddress = { address, port: httpPort };
+  const udpAddress = udp.address;
+  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
+  if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
+
+  return {
+    httpAddress,
+    udpAddress,
+    pool,
+    stats: () => ({
+      pool: { ...pool.counters },
+      requests: { ...requests.counters },
+      transfers: { ...transfers.counters, active: transfers.active },
+      udp: { ...udp.counters },
+      servers: pool.list().map((server) => ({
+        key: server.key,
+        name: server.name,
+        state: server.state,
+        inFlight: server.inFlight,
+        window: server.window.size,
+        srttMs: server.rtt.smoothedMs,
+        rtoMs: server.rtt.rtoMs,
+        ...server.stats,
+      })),
+    }),
+    waitForServers: (count) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (pool.size < count) return;
+          pool.off('change', check);
+          resolve();
+        };
+        pool.on('change', check);
+        check();
+      }),
+    async stop() {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      requests.close();
+      pool.close();
+      await udp.close();
+      logger.info('stopped');
+    },
+  };
+}
+
+function listen(server: Server, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

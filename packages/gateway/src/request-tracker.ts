@@ -1,0 +1,173 @@
+import type { Packet } from '@httpgw/protocol';
+import { createRequestIdSource } from './request-ids.js';
+import type { PoolServer, ServerPool } from './server-pool.js';
+
+/** What a request's owner hears back: exactly one of these, exactly once per request. */
+export interface RequestHandlers {
+  onAnswer(answer: Packet, server: PoolServer): void;
+  /** `timeout`: no answer within the RTO; `reordered`: later requests to the same server were answered first. */
+  onLost(reason: 'timeout' | 'reordered', server: PoolServer): void;
+}
+
+interface PendingRequest {
+  id: number;
+  server: PoolServer;
+  sentAt: number;
+  /** Send order per server, for loss detection by reordering. */
+  sequence: number;
+  handlers: RequestHandlers;
+}
+
+export interface RequestTrackerInit {
+  pool: ServerPool;
+  transmit: (server: PoolServer, packet: Packet) => void;
+  /** Answers to requests sent this many places earlier than the newest answered one count as lost (RFC 9002: 3). */
+  reorderThreshold?: number;
+  tickMs?: number;
+  now?: () => number;
+}
+
+export interface RequestCounters {
+  sent: number;
+  answered: number;
+  timeouts: number;
+  reordered: number;
+  /** Answers that came after their request was given up on, or twice. */
+  late: number;
+  /** Answers from an address other than the server asked: discarded. */
+  spoofed: number;
+}
+
+interface ServerQueue {
+  pending: Map<number, PendingRequest>;
+  nextSequence: number;
+}
+
+/**
+ * Every request in flight to every server, keyed by an unpredictable id: demultiplexes answers to
+ * their owner whatever transfer or client they belong to, measures RTT, and detects loss by timeout
+ * (one shared timer, oldest requests first) and by reordering.
+ */
+export class RequestTracker {
+  private readonly byId = new Map<number, PendingRequest>();
+  /** Per server, pending requests in send order (Map keeps insertion order). */
+  private readonly queues = new Map<PoolServer, ServerQueue>();
+  private readonly nextId = createRequestIdSource();
+  private readonly init: RequestTrackerInit;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  readonly counters: RequestCounters = { sent: 0, answered: 0, timeouts: 0, reordered: 0, late: 0, spoofed: 0 };
+
+  constructor(init: RequestTrackerInit) {
+    this.init = init;
+    this.now = init.now ?? (() => performance.now());
+  }
+
+  get inFlight(): number {
+    return this.byId.size;
+  }
+
+  /** Sends `build(id)` to `server`; returns the request id (to cancel it). */
+  send(server: PoolServer, build: (requestId: number) => Packet, handlers: RequestHandlers): number {
+    let id = this.nextId();
+    while (this.byId.has(id)) id = this.nextId();
+    let queue = this.queues.get(server);
+    if (!queue) {
+      queue = { pending: new Map(), nextSequence: 0 };
+      this.queues.set(server, queue);
+    }
+    const request: PendingRequest = { id, server, sentAt: this.now(), sequence: queue.nextSequence++, handlers };
+    this.byId.set(id, request);
+    queue.pending.set(id, request);
+    server.inFlight++;
+    this.counters.sent++;
+    this.init.transmit(server, build(id));
+    this.ensureTimer();
+    return id;
+  }
+
+  /** Forgets a request whose answer is no longer wanted (its transfer ended). */
+  cancel(id: number): void {
+    const request = this.byId.get(id);
+    if (request) this.settle(request);
+  }
+
+  /** Routes an answer to its request. Returns false when it matched nothing (late, duplicate or forged). */
+  onAnswer(answer: Packet & { requestId: number }, fromKey: string): boolean {
+    const request = this.byId.get(answer.requestId);
+    if (!request) {
+      this.counters.late++;
+      return false;
+    }
+    if (request.server.key !== fromKey) {
+      this.counters.spoofed++;
+      return false;
+    }
+    const now = this.now();
+    this.settle(request);
+    this.counters.answered++;
+    this.init.pool.onAnswer(request.server, request.sentAt, now - request.sentAt);
+    this.detectReordered(request);
+    request.handlers.onAnswer(answer, request.server);
+    return true;
+  }
+
+  /** Gives up on every request to a server that left the pool, as lost. */
+  dropServer(server: PoolServer): void {
+    const queue = this.queues.get(server);
+    if (!queue) return;
+    for (const request of [...queue.pending.values()]) {
+      this.settle(request);
+      request.handlers.onLost('timeout', server);
+    }
+    this.queues.delete(server);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private settle(request: PendingRequest): void {
+    this.byId.delete(request.id);
+    this.queues.get(request.server)?.pending.delete(request.id);
+    request.server.inFlight--;
+  }
+
+  /** RFC 9002 packet threshold: requests sent well before one just answered are taken as lost. */
+  private detectReordered(answered: PendingRequest): void {
+    const queue = this.queues.get(answered.server);
+    if (!queue) return;
+    const threshold = this.init.reorderThreshold ?? 3;
+    for (const request of queue.pending.values()) {
+      if (request.sequence > answered.sequence - threshold) break;
+      this.settle(request);
+      this.counters.reordered++;
+      this.init.pool.onLoss(request.server, request.sentAt);
+      request.handlers.onLost('reordered', request.server);
+    }
+  }
+
+  private checkTimeouts(): void {
+    const now = this.now();
+    for (const [server, queue] of this.queues) {
+      for (const request of queue.pending.values()) {
+        if (now - request.sentAt < server.rtt.rtoMs) break;
+        this.settle(request);
+        this.counters.timeouts++;
+        this.init.pool.onTimeout(server, request.sentAt);
+        request.handlers.onLost('timeout', server);
+      }
+      if (queue.pending.size === 0) this.queues.delete(server);
+    }
+    if (this.byId.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkTimeouts(), this.init.tickMs ?? 5);
+  }
+}

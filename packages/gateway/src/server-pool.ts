@@ -1,0 +1,240 @@
+import { EventEmitter } from 'node:events';
+import { silentLogger, type Logger } from '@httpgw/protocol';
+import { CongestionWindow, type CongestionWindowInit } from './congestion-window.js';
+import { RttEstimator, type RttEstimatorInit } from './rtt-estimator.js';
+
+export interface ServerPoolInit {
+  /** Timeouts in a row that send a server to cool down (nginx max_fails). */
+  maxFails?: number;
+  /** How long a failing server rests before it is tried again (nginx fail_timeout). */
+  coolDownMs?: number;
+  /** Chunks with a bad MD5 or length before a server is dropped and banned. */
+  maxBadChunks?: number;
+  banMs?: number;
+  /** Interval file servers are told to heartbeat at; three missed ones and a server leaves the pool. */
+  heartbeatMs?: number;
+  maxServers?: number;
+  rtt?: RttEstimatorInit;
+  window?: CongestionWindowInit;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export type ServerState = 'active' | 'cooling';
+
+/** One registered file server, addressed at the source address its registration came from. */
+export class PoolServer {
+  readonly key: string;
+  state: ServerState = 'active';
+  coolingUntil = 0;
+  inFlight = 0;
+  consecutiveTimeouts = 0;
+  /** When the last timeout was noticed: requests sent before it belong to the same loss event. */
+  lastTimeoutAt = Number.NEGATIVE_INFINITY;
+  badChunks = 0;
+  lastSeen: number;
+  readonly rtt: RttEstimator;
+  readonly window: CongestionWindow;
+  readonly stats = { answers: 0, timeouts: 0, badChunks: 0, bytes: 0 };
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    readonly name: string,
+    now: number,
+    init: ServerPoolInit,
+  ) {
+    this.key = serverKey(address, port);
+    this.lastSeen = now;
+    this.rtt = new RttEstimator(init.rtt);
+    this.window = new CongestionWindow(init.window);
+  }
+
+  /** Has room for one more request: active with an open window, or cooling and idle (a probe). */
+  get hasRoom(): boolean {
+    return this.state === 'active' ? this.inFlight < this.window.size : this.inFlight === 0;
+  }
+}
+
+export function serverKey(address: string, port: number): string {
+  return `${address}:${port}`;
+}
+
+export interface PoolCounters {
+  admitted: number;
+  readmitted: number;
+  left: number;
+  evicted: number;
+  dropped: number;
+  coolDowns: number;
+}
+
+/**
+ * The servers in the pool and their health, in the manner of an nginx upstream: passive health from
+ * timeouts and bad data, active health from heartbeats. A failing server cools down and is tried
+ * again, never removed for good; lacking a file is no failure. Emits 'change' when a server joins,
+ * leaves or has room again, so waiting transfers can go on.
+ */
+export class ServerPool extends EventEmitter {
+  private readonly servers = new Map<string, PoolServer>();
+  private readonly banned = new Map<string, number>();
+  private readonly known = new Set<string>();
+  private readonly init: ServerPoolInit;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  readonly counters: PoolCounters = { admitted: 0, readmitted: 0, left: 0, evicted: 0, dropped: 0, coolDowns: 0 };
+  readonly heartbeatMs: number;
+
+  constructor(init: ServerPoolInit = {}) {
+    super();
+    this.setMaxListeners(0);
+    this.init = init;
+    this.logger = init.logger ?? silentLogger;
+    this.now = init.now ?? (() => performance.now());
+    this.heartbeatMs = init.heartbeatMs ?? 1_000;
+  }
+
+  get size(): number {
+    return this.servers.size;
+  }
+
+  get(key: string): PoolServer | undefined {
+    return this.servers.get(key);
+  }
+
+  list(): PoolServer[] {
+    return [...this.servers.values()];
+  }
+
+  /** Servers worth asking for metadata: everything registered that is not cooling down. */
+  usable(): PoolServer[] {
+    const usable = this.list().filter((server) => server.state === 'active');
+    return usable.length > 0 ? usable : this.list();
+  }
+
+  isBanned(address: string, port: number): boolean {
+    const until = this.banned.get(serverKey(address, port));
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.banned.delete(serverKey(address, port));
+    return false;
+  }
+
+  /** Admits (or refreshes) a server that proved its address. Returns undefined when the pool is full. */
+  admit(address: string, port: number, name: string): PoolServer | undefined {
+    const key = serverKey(address, port);
+    const existing = this.servers.get(key);
+    if (existing) {
+      existing.lastSeen = this.now();
+      return existing;
+    }
+    if (this.servers.size >= (this.init.maxServers ?? 1_024)) {
+      this.logger.warn('pool full: registration refused', { server: key, max: this.init.maxServers ?? 1_024 });
+      return undefined;
+    }
+    const server = new PoolServer(address, port, name, this.now(), this.init);
+    this.servers.set(key, server);
+    const again = this.known.has(key);
+    this.known.add(key);
+    if (again) this.counters.readmitted++;
+    else this.counters.admitted++;
+    this.logger.info(again ? 'server admitted again' : 'server admitted', { server: key, name, servers: this.servers.size });
+    this.startSweeping();
+    this.emit('change');
+    return server;
+  }
+
+  /** Any datagram from a server proves it alive; a heartbeat also ends a cool-down that has run out. */
+  touch(server: PoolServer): void {
+    server.lastSeen = this.now();
+    this.endCoolDownIfDue(server);
+  }
+
+  remove(server: PoolServer, reason: 'left' | 'evicted' | 'dropped', detail: string): void {
+    if (this.servers.get(server.key) !== server) return;
+    this.servers.delete(server.key);
+    this.counters[reason]++;
+    this.logger.warn(`server ${reason}`, { server: server.key, why: detail, servers: this.servers.size });
+    if (this.servers.size === 0) this.stopSweeping();
+    this.emit('removed', server);
+    this.emit('change');
+  }
+
+  onAnswer(server: PoolServer, sentAt: number, rttMs: number): void {
+    server.stats.answers++;
+    server.consecutiveTimeouts = 0;
+    server.rtt.sample(rttMs);
+    server.window.onAnswer(sentAt);
+    if (server.state === 'cooling') this.endCoolDown(server, 'answered');
+  }
+
+  onTimeout(server: PoolServer, sentAt: number): void {
+    server.stats.timeouts++;
+    server.window.onLoss(sentAt, this.now());
+    // A burst of timeouts from one event (a blackout, a full socket buffer) counts once towards
+    // backoff and health: only requests sent after the previous timeout was noticed count again.
+    if (sentAt <= server.lastTimeoutAt) return;
+    server.lastTimeoutAt = this.now();
+    server.consecutiveTimeouts++;
+    server.rtt.onTimeout();
+    const maxFails = this.init.maxFails ?? 6;
+    if (server.state === 'active' && server.consecutiveTimeouts >= maxFails) {
+      server.state = 'cooling';
+      server.coolingUntil = this.now() + (this.init.coolDownMs ?? 3_000);
+      this.counters.coolDowns++;
+      this.logger.warn('server cooling down after timeouts', { server: server.key, timeouts: server.consecutiveTimeouts, ms: this.init.coolDownMs ?? 3_000 });
+    }
+  }
+
+  /** A loss inferred from reordering: the window shrinks, but it says nothing about the server's health. */
+  onLoss(server: PoolServer, sentAt: number): void {
+    server.window.onLoss(sentAt, this.now());
+  }
+
+  /** The server answered with data that failed its MD5 or had the wrong length. */
+  onBadChunk(server: PoolServer): void {
+    server.stats.badChunks++;
+    server.badChunks++;
+    if (server.badChunks >= (this.init.maxBadChunks ?? 3)) {
+      this.banned.set(server.key, this.now() + (this.init.banMs ?? 60_000));
+      this.remove(server, 'dropped', `${server.badChunks} chunks with bad data`);
+    }
+  }
+
+  close(): void {
+    this.stopSweeping();
+    this.servers.clear();
+  }
+
+  private endCoolDownIfDue(server: PoolServer): void {
+    if (server.state === 'cooling' && this.now() >= server.coolingUntil) this.endCoolDown(server, 'cool-down over');
+  }
+
+  private endCoolDown(server: PoolServer, why: string): void {
+    server.state = 'active';
+    server.consecutiveTimeouts = 0;
+    this.logger.info('server back in rotation', { server: server.key, why });
+    this.emit('change');
+  }
+
+  /** Removes servers that stopped heartbeating; ends cool-downs that ran out. */
+  private sweep(): void {
+    const deadline = this.now() - 3 * this.heartbeatMs;
+    for (const server of this.list()) {
+      if (server.lastSeen < deadline) this.remove(server, 'evicted', 'missed 3 heartbeats');
+      else this.endCoolDownIfDue(server);
+    }
+  }
+
+  private startSweeping(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
+    this.sweepTimer.unref();
+  }
+
+  private stopSweeping(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+}

@@ -1,0 +1,72 @@
+import type { Logger } from '@httpgw/protocol';
+import { ChunkFetcher } from './chunk-fetcher.js';
+import type { FileVersion } from './file-lookup.js';
+import type { RequestTracker } from './request-tracker.js';
+import type { ServerPool } from './server-pool.js';
+
+export interface TransferSettings {
+  chunkSize: number;
+  /** Bytes a transfer may fetch ahead of what its client has taken. */
+  readAheadBytes: number;
+  stallTimeoutMs: number;
+  hedging: boolean;
+}
+
+export interface TransferCounters {
+  started: number;
+  completed: number;
+  failed: number;
+  retransmissions: number;
+  hedges: number;
+  badChunks: number;
+}
+
+/** Starts chunk fetchers with the gateway's settings and adds their figures to the gateway's counters. */
+export class Transfers {
+  readonly counters: TransferCounters = { started: 0, completed: 0, failed: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
+  active = 0;
+
+  constructor(
+    private readonly settings: TransferSettings,
+    private readonly pool: ServerPool,
+    private readonly tracker: RequestTracker,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A fetcher for bytes `firstByte..lastByte` (inclusive) of one file version. */
+  fetch(file: FileVersion, firstByte: number, lastByte: number): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
+    const { chunkSize, readAheadBytes, stallTimeoutMs, hedging } = this.settings;
+    const fetcher = new ChunkFetcher({
+      file,
+      firstByte,
+      lastByte,
+      chunkSize,
+      readAheadChunks: Math.max(2, Math.ceil(readAheadBytes / chunkSize)),
+      stallTimeoutMs,
+      hedging,
+      pool: this.pool,
+      tracker: this.tracker,
+      logger: this.logger,
+    });
+    return { fetcher, chunks: this.accounted(fetcher) };
+  }
+
+  private async *accounted(fetcher: ChunkFetcher): AsyncGenerator<Buffer, void, undefined> {
+    this.counters.started++;
+    this.active++;
+    let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
+    try {
+      yield* fetcher.stream();
+      outcome = 'completed';
+    } catch (error) {
+      outcome = 'failed';
+      throw error;
+    } finally {
+      this.active--;
+      if (outcome !== 'abandoned') this.counters[outcome]++;
+      this.counters.retransmissions += fetcher.stats.retransmissions;
+      this.counters.hedges += fetcher.stats.hedges;
+      this.counters.badChunks += fetcher.stats.badChunks;
+    }
+  }
+}

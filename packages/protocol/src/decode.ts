@@ -1,0 +1,121 @@
+import { packr } from './codec.js';
+import {
+  COOKIE_BYTES,
+  MAX_CHUNK_SIZE,
+  MAX_LIST_ENTRIES,
+  MAX_MESSAGE_LENGTH,
+  MAX_PATH_BYTES,
+  MAX_PATH_SEGMENT_BYTES,
+  MAX_SERVER_NAME_LENGTH,
+  MAX_VERSION_LENGTH,
+  MD5_BYTES,
+  MIN_CHUNK_SIZE,
+} from './constants.js';
+import { ProtocolError } from './errors.js';
+import { asFields, bool, bytes, finite, int, list, oneOf, str, uint, type Fields } from './fields.js';
+import { openFrame, type FrameAuth, type FrameKey } from './frame.js';
+import type { ErrorCode, ListEntry, Packet, PacketType } from './packets.js';
+
+const ERROR_CODES: readonly ErrorCode[] = ['not-found', 'stale', 'bad-request', 'io', 'busy'];
+
+/** One validator per packet kind: reads every field the kind has, and nothing else. */
+const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { type: T }> } = {
+  hello: (f) => ({ type: 'hello', name: str(f, 'name', MAX_SERVER_NAME_LENGTH) }),
+  challenge: (f) => ({ type: 'challenge', cookie: bytes(f, 'cookie', COOKIE_BYTES, COOKIE_BYTES) }),
+  register: (f) => ({
+    type: 'register',
+    name: str(f, 'name', MAX_SERVER_NAME_LENGTH),
+    cookie: bytes(f, 'cookie', COOKIE_BYTES, COOKIE_BYTES),
+  }),
+  registered: (f) => ({ type: 'registered', heartbeatMs: int(f, 'heartbeatMs', 10, 3_600_000) }),
+  heartbeat: () => ({ type: 'heartbeat' }),
+  'heartbeat-ack': (f) => ({ type: 'heartbeat-ack', known: bool(f, 'known') }),
+  leave: () => ({ type: 'leave' }),
+  'meta-request': (f) => ({ type: 'meta-request', requestId: uint(f, 'requestId'), path: str(f, 'path', MAX_PATH_BYTES) }),
+  meta: (f) => ({
+    type: 'meta',
+    requestId: uint(f, 'requestId'),
+    kind: oneOf(f, 'kind', ['file', 'directory', 'none'] as const),
+    size: uint(f, 'size'),
+    mtimeMs: finite(f, 'mtimeMs'),
+    version: str(f, 'version', MAX_VERSION_LENGTH),
+  }),
+  'chunk-request': (f) => ({
+    type: 'chunk-request',
+    requestId: uint(f, 'requestId'),
+    path: str(f, 'path', MAX_PATH_BYTES),
+    version: str(f, 'version', MAX_VERSION_LENGTH),
+    chunk: uint(f, 'chunk'),
+    chunkSize: int(f, 'chunkSize', MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+  }),
+  chunk: (f) => ({
+    type: 'chunk',
+    requestId: uint(f, 'requestId'),
+    chunk: uint(f, 'chunk'),
+    hasNext: bool(f, 'hasNext'),
+    md5: bytes(f, 'md5', MD5_BYTES, MD5_BYTES),
+    data: bytes(f, 'data', 0, MAX_CHUNK_SIZE),
+  }),
+  'list-request': (f) => ({
+    type: 'list-request',
+    requestId: uint(f, 'requestId'),
+    path: str(f, 'path', MAX_PATH_BYTES),
+    cursor: uint(f, 'cursor'),
+  }),
+  list: (f) => ({
+    type: 'list',
+    requestId: uint(f, 'requestId'),
+    entries: list(f, 'entries', MAX_LIST_ENTRIES).map(listEntry),
+    next: int(f, 'next', -1, Number.MAX_SAFE_INTEGER),
+  }),
+  error: (f) => ({
+    type: 'error',
+    requestId: uint(f, 'requestId'),
+    code: oneOf(f, 'code', ERROR_CODES),
+    message: str(f, 'message', MAX_MESSAGE_LENGTH),
+  }),
+};
+
+function listEntry(value: unknown): ListEntry {
+  const f = asFields(value);
+  return {
+    name: str(f, 'name', MAX_PATH_SEGMENT_BYTES),
+    kind: oneOf(f, 'kind', ['file', 'directory'] as const),
+    size: uint(f, 'size'),
+    mtimeMs: finite(f, 'mtimeMs'),
+  };
+}
+
+function isPacketType(value: unknown): value is PacketType {
+  return typeof value === 'string' && Object.hasOwn(validators, value);
+}
+
+/** Decodes a frame body (msgpack) into a validated packet. Throws only ProtocolError. */
+export function decodeBody(body: Uint8Array): Packet {
+  let value: unknown;
+  try {
+    value = packr.unpack(body);
+  } catch (error) {
+    throw new ProtocolError('PROTO_ERR_MALFORMED', `not valid msgpack: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const fields = asFields(value);
+  const type = Object.hasOwn(fields, 'type') ? fields.type : undefined;
+  if (!isPacketType(type)) throw new ProtocolError('PROTO_ERR_UNKNOWN_TYPE', `unknown packet type ${JSON.stringify(String(type)).slice(0, 40)}`);
+  return validators[type](fields);
+}
+
+export interface DecodedFrame {
+  packet: Packet;
+  auth: FrameAuth | undefined;
+}
+
+/** Opens and decodes one datagram. With `keys`, only frames carrying a valid HMAC are accepted. */
+export function decodeFrame(datagram: Uint8Array, keys?: ReadonlyMap<string, FrameKey>): DecodedFrame {
+  const { body, auth } = openFrame(datagram, keys);
+  return { packet: decodeBody(body), auth };
+}
+
+/** Decodes one unauthenticated datagram into a validated packet. Throws only ProtocolError. */
+export function decode(datagram: Uint8Array): Packet {
+  return decodeFrame(datagram).packet;
+}

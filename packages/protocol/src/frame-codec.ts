@@ -1,0 +1,44 @@
+import { decodeFrame } from './decode.js';
+import { encode } from './encode.js';
+import type { FrameKey } from './frame.js';
+import type { Packet } from './packets.js';
+import { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
+
+export interface FrameCodecInit {
+  /** Shared secret; without one, frames are neither signed nor checked. */
+  key?: FrameKey | undefined;
+  now?: () => number;
+  replay?: ReplayWindowInit;
+}
+
+/**
+ * What one peer needs to speak the protocol: encode packets (signed when a key is set) and decode
+ * datagrams (MAC, clock skew and replay checked when a key is set). Throws ProtocolError on any refusal.
+ */
+export interface FrameCodec {
+  readonly authenticated: boolean;
+  encode(packet: Packet): Buffer;
+  /** `sender` identifies the source (address:port) for the replay window. */
+  decode(datagram: Uint8Array, sender: string): Packet;
+}
+
+export function createFrameCodec(init: FrameCodecInit = {}): FrameCodec {
+  const now = init.now ?? Date.now;
+  const key = init.key;
+  if (!key) {
+    return { authenticated: false, encode: (packet) => encode(packet), decode: (datagram) => decodeFrame(datagram).packet };
+  }
+  const keys = new Map([[key.id, key]]);
+  const nextNonce = createNonceCounter(now);
+  const replay = new ReplayWindow(init.replay);
+  return {
+    authenticated: true,
+    encode: (packet) => encode(packet, { key, timestampMs: now(), nonce: nextNonce() }),
+    decode(datagram, sender) {
+      const { packet, auth } = decodeFrame(datagram, keys);
+      // decodeFrame with keys only returns after the MAC verified, so auth is always present here.
+      if (auth) replay.check(`${auth.keyId}@${sender}`, auth.timestampMs, auth.nonce, now());
+      return packet;
+    },
+  };
+}

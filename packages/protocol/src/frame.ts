@@ -1,0 +1,118 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { HMAC_BYTES, MAGIC, MAX_DATAGRAM_BYTES, MAX_KEY_ID_LENGTH, NONCE_BYTES, PROTOCOL_VERSION } from './constants.js';
+import { ProtocolError } from './errors.js';
+
+/**
+ * Frame layout (all integers big-endian):
+ *
+ *   magic u16 | version u8 | flags u8 | [auth header] | body (msgpack) | [hmac 32 B]
+ *   auth header = keyIdLength u8 | keyId | timestampMs u64 | nonce 8 B
+ *
+ * With flag AUTH set, the HMAC-SHA256 covers every byte before it, header included.
+ */
+export const FLAG_AUTH = 0x01;
+const HEADER_BYTES = 4;
+
+export interface FrameKey {
+  /** Names the secret, so secrets can be rotated; sent in clear. */
+  id: string;
+  secret: Uint8Array;
+}
+
+export interface FrameAuth {
+  keyId: string;
+  timestampMs: number;
+  /** 8 bytes: a per-sender counter that only grows, so the receiver can refuse replays (see ReplayWindow). */
+  nonce: bigint;
+}
+
+export interface OpenedFrame {
+  body: Uint8Array;
+  auth: FrameAuth | undefined;
+}
+
+export interface SealOptions {
+  key: FrameKey;
+  timestampMs: number;
+  nonce: bigint;
+}
+
+/** Wraps an encoded body into a frame, authenticated when `options` is given. */
+export function sealFrame(body: Uint8Array, options?: SealOptions): Buffer {
+  if (!options) {
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    writeHeader(frame, 0);
+    frame.set(body, HEADER_BYTES);
+    return frame;
+  }
+  const keyId = Buffer.from(options.key.id, 'utf8');
+  if (keyId.length === 0 || keyId.length > MAX_KEY_ID_LENGTH) throw new RangeError('key id must be 1..32 bytes');
+  const authBytes = 1 + keyId.length + 8 + NONCE_BYTES;
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + authBytes + body.length + HMAC_BYTES);
+  writeHeader(frame, FLAG_AUTH);
+  let at = HEADER_BYTES;
+  frame[at++] = keyId.length;
+  at += keyId.copy(frame, at);
+  frame.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(options.timestampMs))), at);
+  at += 8;
+  frame.writeBigUInt64BE(BigInt.asUintN(64, options.nonce), at);
+  at += NONCE_BYTES;
+  frame.set(body, at);
+  at += body.length;
+  createHmac('sha256', options.key.secret).update(frame.subarray(0, at)).digest().copy(frame, at);
+  return frame;
+}
+
+/**
+ * Checks the frame header and, when `keys` is given, the HMAC. Returns the body to decode.
+ * A receiver configured with keys refuses unauthenticated frames, and one without keys refuses
+ * authenticated ones (a mismatch in configuration must be loud, not silently half-secure).
+ */
+export function openFrame(frame: Uint8Array, keys?: ReadonlyMap<string, FrameKey>): OpenedFrame {
+  if (frame.length < HEADER_BYTES) throw new ProtocolError('PROTO_ERR_TOO_SHORT', 'datagram shorter than the frame header');
+  if (frame.length > MAX_DATAGRAM_BYTES) throw new ProtocolError('PROTO_ERR_TOO_LONG', 'datagram longer than a UDP payload');
+  if (((frame[0]! << 8) | frame[1]!) !== MAGIC) throw new ProtocolError('PROTO_ERR_BAD_MAGIC', 'not an httpgw datagram');
+  if (frame[2] !== PROTOCOL_VERSION) {
+    throw new ProtocolError('PROTO_ERR_BAD_VERSION', `protocol version ${frame[2]} is not supported (want ${PROTOCOL_VERSION})`);
+  }
+  const flags = frame[3]!;
+  if ((flags & ~FLAG_AUTH) !== 0) throw new ProtocolError('PROTO_ERR_BAD_FLAGS', 'unknown frame flags');
+  const authenticated = (flags & FLAG_AUTH) !== 0;
+  if (!keys) {
+    if (authenticated) throw new ProtocolError('PROTO_ERR_AUTH_UNEXPECTED', 'authenticated datagram but no secret is configured');
+    return { body: frame.subarray(HEADER_BYTES), auth: undefined };
+  }
+  if (!authenticated) throw new ProtocolError('PROTO_ERR_AUTH_REQUIRED', 'datagram is not authenticated');
+  let at = HEADER_BYTES;
+  const keyIdLength = frame[at++] ?? 0;
+  const bodyStart = at + keyIdLength + 8 + NONCE_BYTES;
+  if (keyIdLength === 0 || keyIdLength > MAX_KEY_ID_LENGTH || bodyStart + HMAC_BYTES > frame.length) {
+    throw new ProtocolError('PROTO_ERR_TOO_SHORT', 'authenticated datagram too short');
+  }
+  const view = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+  const keyId = view.toString('utf8', at, at + keyIdLength);
+  at += keyIdLength;
+  const key = keys.get(keyId);
+  if (!key) throw new ProtocolError('PROTO_ERR_BAD_KEY', `unknown key id ${JSON.stringify(keyId)}`);
+  const macStart = frame.length - HMAC_BYTES;
+  const expected = createHmac('sha256', key.secret).update(view.subarray(0, macStart)).digest();
+  if (!timingSafeEqual(expected, view.subarray(macStart))) throw new ProtocolError('PROTO_ERR_BAD_MAC', 'bad message authentication code');
+  const timestampMs = Number(view.readBigUInt64BE(at));
+  const nonce = view.readBigUInt64BE(at + 8);
+  return { body: view.subarray(bodyStart, macStart), auth: { keyId, timestampMs, nonce } };
+}
+
+function writeHeader(frame: Buffer, flags: number): void {
+  frame.writeUInt16BE(MAGIC, 0);
+  frame[2] = PROTOCOL_VERSION;
+  frame[3] = flags;
+}
+
+/**
+ * Turns a shared secret into a frame key. The key id is a short fingerprint of the secret, so peers
+ * with different secrets say "unknown key id" instead of failing MAC checks one datagram at a time.
+ */
+export function keyFromSecret(secret: Uint8Array): FrameKey {
+  if (secret.length < 16) throw new RangeError('a secret must be at least 16 bytes');
+  return { id: createHmac('sha256', secret).update('httpgw key id').digest('hex').slice(0, 8), secret };
+}

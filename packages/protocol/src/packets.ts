@@ -1,0 +1,136 @@
+/**
+ * Every packet kind, as a discriminated union on `type`.
+ * Directions: S→G file server to gateway, G→S gateway to file server.
+ */
+
+/** S→G: first step of registration. The gateway answers with a cookie bound to the sender's address. */
+export interface HelloPacket {
+  type: 'hello';
+  /** Human-readable server name for logs. */
+  name: string;
+}
+
+/** G→S: proves the server receives at the address it claims; no bigger than the hello it answers. */
+export interface ChallengePacket {
+  type: 'challenge';
+  cookie: Uint8Array;
+}
+
+/** S→G: the echoed cookie; admits the server. */
+export interface RegisterPacket {
+  type: 'register';
+  name: string;
+  cookie: Uint8Array;
+}
+
+/** G→S: the server is in the pool and should heartbeat at this interval. */
+export interface RegisteredPacket {
+  type: 'registered';
+  heartbeatMs: number;
+}
+
+/** S→G: liveness. */
+export interface HeartbeatPacket {
+  type: 'heartbeat';
+}
+
+/** G→S: answer to a heartbeat; `known: false` tells a server the gateway has forgotten it (restart, eviction): register again. */
+export interface HeartbeatAckPacket {
+  type: 'heartbeat-ack';
+  known: boolean;
+}
+
+/** S→G: the server is shutting down. */
+export interface LeavePacket {
+  type: 'leave';
+}
+
+export interface MetaRequestPacket {
+  type: 'meta-request';
+  requestId: number;
+  path: string;
+}
+
+export type EntryKind = 'file' | 'directory' | 'none';
+
+/** S→G: what the server holds at `path`. `version` identifies the content (same version = same bytes). */
+export interface MetaPacket {
+  type: 'meta';
+  requestId: number;
+  kind: EntryKind;
+  size: number;
+  mtimeMs: number;
+  version: string;
+}
+
+export interface ChunkRequestPacket {
+  type: 'chunk-request';
+  requestId: number;
+  path: string;
+  /** The version the gateway saw in `meta`; the server refuses with `stale` if the file changed since. */
+  version: string;
+  chunk: number;
+  chunkSize: number;
+}
+
+export interface ChunkPacket {
+  type: 'chunk';
+  requestId: number;
+  chunk: number;
+  hasNext: boolean;
+  /** MD5 of `data`: catches accidents, not attackers (authentication does that). */
+  md5: Uint8Array;
+  data: Uint8Array;
+}
+
+export interface ListRequestPacket {
+  type: 'list-request';
+  requestId: number;
+  /** Directory path, '' for the root. */
+  path: string;
+  /** Index of the first entry wanted; pages keep every answer inside one datagram. */
+  cursor: number;
+}
+
+export interface ListEntry {
+  name: string;
+  kind: 'file' | 'directory';
+  size: number;
+  mtimeMs: number;
+}
+
+export interface ListPacket {
+  type: 'list';
+  requestId: number;
+  entries: ListEntry[];
+  /** Cursor of the next page, or -1 when this was the last. */
+  next: number;
+}
+
+export type ErrorCode = 'not-found' | 'stale' | 'bad-request' | 'io' | 'busy';
+
+export interface ErrorPacket {
+  type: 'error';
+  requestId: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export type Packet =
+  | HelloPacket
+  | ChallengePacket
+  | RegisterPacket
+  | RegisteredPacket
+  | HeartbeatPacket
+  | HeartbeatAckPacket
+  | LeavePacket
+  | MetaRequestPacket
+  | MetaPacket
+  | ChunkRequestPacket
+  | ChunkPacket
+  | ListRequestPacket
+  | ListPacket
+  | ErrorPacket;
+
+export type PacketType = Packet['type'];
+export type PacketOf<T extends PacketType> = Extract<Packet, { type: T }>;
