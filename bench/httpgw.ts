@@ -1,14 +1,13 @@
 /**
  * Starts httpgw (the gateway) and N fastfilesrv file servers from the built packages:
- *   node packages/gateway/bin/httpgw.js 127.0.0.1 0 --udp-port U [--chunk-size B] [--window N]
- *   node packages/file-server/bin/fastfilesrv.js 127.0.0.1 U --root DIR
+ *   node packages/gateway/bin/httpgw.js 127.0.0.1 0 --udp-port 0 [--chunk-size B] [--window N]
+ *   node packages/file-server/bin/fastfilesrv.js 127.0.0.1 UDPPORT --root DIR --bind 127.0.0.1
  * and waits for "listening http=127.0.0.1:PORT udp=..." and "registered with gateway".
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './proc.js';
-import { freeUdpPort } from './measure.js';
 import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions } from './types.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -42,8 +41,8 @@ export function createHttpgwLauncher(filesDir: string): HttpgwLauncher {
 }
 
 async function startHttpgw(filesDir: string, options: HttpgwOptions): Promise<HttpgwInstance> {
-  const udpPort = await freeUdpPort();
-  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', String(udpPort), '--log-level', LOG_LEVEL];
+  // Port 0 for both: the gateway prints the ports it got.
+  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL];
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
   if (options.window !== undefined) args.push('--window', String(options.window));
   const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
@@ -58,7 +57,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions): Promise<Ht
     const gwUdpPort = Number(m[4]);
     for (let i = 0; i < options.servers; i++) {
       servers.push(
-        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(gwUdpPort), '--root', filesDir, '--log-level', LOG_LEVEL], {
+        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(gwUdpPort), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
           cwd: REPO_ROOT,
         }),
       );

@@ -45,12 +45,9 @@ export function peerTargets(ctx: BenchContext): Map<string, DownloadTarget> {
   return m;
 }
 
-/** The shared gateway, or undefined (with a note) when httpgw cannot run. */
+/** The shared gateway, or undefined when httpgw cannot run (not built: the report header says so). */
 export async function sharedGatewayOrNote(ctx: BenchContext): Promise<HttpgwInstance | undefined> {
-  if (ctx.httpgw.unavailable !== undefined) {
-    ctx.note(`httpgw not measured: ${ctx.httpgw.unavailable}`);
-    return undefined;
-  }
+  if (ctx.httpgw.unavailable !== undefined) return undefined;
   try {
     return await ctx.sharedHttpgw();
   } catch (err) {

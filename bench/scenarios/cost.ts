@@ -66,9 +66,7 @@ export const cost: Scenario = {
     const setup: Setup = { size, file: await ctx.files.ensure(size), bytes: ctx.files.bytes(size), reps: ctx.quick ? 3 : 5 };
     ctx.note(`${setup.reps} sequential downloads of the ${size} file per target, CPU metered per download (10 ms tick resolution)`);
 
-    if (ctx.httpgw.unavailable !== undefined) {
-      ctx.note(`httpgw not measured: ${ctx.httpgw.unavailable}`);
-    } else {
+    if (ctx.httpgw.unavailable === undefined) {
       // A fresh gateway, so its peak RSS is this scenario's.
       await ctx.stopSharedHttpgw();
       ctx.progress('starting httpgw (3 file servers)');
