@@ -7,6 +7,7 @@ import { MiB } from './measure.js';
 export const FILE_SIZES = {
   '4 KiB': 4 * 1024,
   '1 MiB': MiB,
+  '16 MiB': 16 * MiB,
   '64 MiB': 64 * MiB,
   '256 MiB': 256 * MiB,
   '1 GiB': 1024 * MiB,

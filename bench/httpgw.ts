@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ManagedProcess } from './proc.js';
+import { ManagedProcess, runCommand } from './proc.js';
 import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions } from './types.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -19,6 +19,8 @@ const REQUIRED = ['packages/gateway/dist/cli.js', 'packages/file-server/dist/cli
 const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
 const REGISTERED = /registered with gateway/;
 const START_TIMEOUT_MS = 15_000;
+/** Log lines worth quoting when a download fails. */
+const PROBLEM = /\b(WARN|ERROR)\b/;
 
 /** Log level passed to both programs; they must still print their ready lines at it. */
 const LOG_LEVEL = process.env.BENCH_HTTPGW_LOG_LEVEL ?? 'info';
@@ -29,20 +31,45 @@ function whyUnavailable(): string | undefined {
   return `httpgw is not built (missing ${missing.join(', ')}); run \`npx pnpm@10.34.8 build\` first`;
 }
 
-export function createHttpgwLauncher(filesDir: string): HttpgwLauncher {
+/**
+ * All load comes from 127.0.0.1, so the gateway's per-client limits (if this build has them)
+ * would act as global caps and turn wrk's extra connections into 429s: lift them.
+ */
+const LOAD_LIMITS: ReadonlyArray<[flag: string, value: number]> = [
+  ['--max-transfers', 1024],
+  ['--max-transfers-per-client', 1024],
+  ['--max-connections-per-client', 4096],
+];
+
+/** The LOAD_LIMITS flags this gateway build accepts (read from its --help). */
+async function limitArgs(): Promise<string[]> {
+  const r = await runCommand(process.execPath, [GATEWAY_BIN, '--help'], { timeoutMs: 15_000 });
+  const help = `${r.stdout}\n${r.stderr}`;
+  return LOAD_LIMITS.filter(([flag]) => new RegExp(`${flag}\\b(?!-)`).test(help)).flatMap(([flag, value]) => [flag, String(value)]);
+}
+
+export interface HttpgwSetup {
+  launcher: HttpgwLauncher;
+  /** Extra gateway flags used for every start (the lifted limits). */
+  extraArgs: readonly string[];
+}
+
+export async function createHttpgwLauncher(filesDir: string): Promise<HttpgwSetup> {
   const unavailable = whyUnavailable();
-  return {
+  const extraArgs = unavailable === undefined ? await limitArgs() : [];
+  const launcher: HttpgwLauncher = {
     unavailable,
     start: async (options: HttpgwOptions): Promise<HttpgwInstance> => {
       if (unavailable !== undefined) throw new Error(unavailable);
-      return startHttpgw(filesDir, options);
+      return startHttpgw(filesDir, options, extraArgs);
     },
   };
+  return { launcher, extraArgs };
 }
 
-async function startHttpgw(filesDir: string, options: HttpgwOptions): Promise<HttpgwInstance> {
+async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: readonly string[]): Promise<HttpgwInstance> {
   // Port 0 for both: the gateway prints the ports it got.
-  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL];
+  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs];
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
   if (options.window !== undefined) args.push('--window', String(options.window));
   const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
@@ -69,6 +96,12 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions): Promise<Ht
         url: (file) => `http://127.0.0.1:${httpPort}/${file}`,
         curlArgs: [],
         pids: () => [gateway.pid, ...servers.map((s) => s.pid)],
+        watchLog: () => {
+          const procs = [gateway, ...servers];
+          const marks = procs.map((p) => p.lineCount);
+          return () =>
+            procs.flatMap((p, i) => p.linesSince(marks[i] ?? 0).filter((l) => PROBLEM.test(l)).map((l) => `${p.name}: ${l.replace(/^\S+Z /, '')}`));
+        },
       },
       gatewayPid: gateway.pid,
       serverPids: servers.map((s) => s.pid),

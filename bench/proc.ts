@@ -28,6 +28,8 @@ export class ManagedProcess {
   private readonly exitPromise: Promise<void>;
   private lineWaiters: LineWaiter[] = [];
   private partial = '';
+  /** Number of output lines seen so far. */
+  lineCount = 0;
 
   constructor(name: string, command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
     this.name = name;
@@ -131,7 +133,14 @@ export class ManagedProcess {
     }
   }
 
+  /** Lines printed since `lineCount` was `mark` (as far as the tail still holds them). */
+  linesSince(mark: number): string[] {
+    const n = Math.min(this.lineCount - mark, this.tail.length);
+    return n <= 0 ? [] : this.tail.slice(-n);
+  }
+
   private onLine(line: string): void {
+    this.lineCount++;
     this.tail.push(line);
     if (this.tail.length > TAIL_LINES) this.tail.shift();
     if (this.lineWaiters.length === 0) return;
@@ -168,10 +177,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 
 const registry = new Set<ManagedProcess>();
 
-/** Stops every child still running (clients first, then daemons, newest first). */
+/** Stops every daemon still running (newest first: file servers before their gateway). */
 export async function stopAll(): Promise<void> {
-  const all = [...registry].reverse();
-  await Promise.all(all.map((p) => p.stop(2000)));
+  for (const p of [...registry].reverse()) await p.stop(2000);
 }
 
 /** Synchronous last resort, for process 'exit'. */
@@ -200,8 +208,8 @@ export function runCommand(
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const proxy = { pid: child.pid ?? -1 };
-    const tracked = trackClient(proxy.pid);
+    const pid = child.pid ?? -1;
+    const untrack = trackClient(pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -214,16 +222,16 @@ export function runCommand(
       options.timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
-            if (proxy.pid > 0) signalGroup(proxy.pid, 'SIGKILL');
+            if (pid > 0) signalGroup(pid, 'SIGKILL');
           }, options.timeoutMs);
     child.once('error', (err) => {
       if (timer) clearTimeout(timer);
-      tracked();
+      untrack();
       resolve({ code: 127, signal: null, stdout, stderr: stderr + err.message });
     });
     child.once('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      tracked();
+      untrack();
       resolve({ code, signal, stdout, stderr });
     });
   });

@@ -108,7 +108,7 @@ function rank(target: string): number {
   return i < 0 ? ORDER.length : i;
 }
 
-export function renderHeader(machine: MachineInfo, date: string, quick: boolean, skipped: ReadonlyMap<string, string>): string {
+export function renderHeader(machine: MachineInfo, date: string, quick: boolean, skipped: ReadonlyMap<string, string>, remarks: readonly string[] = []): string {
   const lines = [
     `## httpgw benchmark${quick ? ' (quick)' : ''}`,
     '',
@@ -119,6 +119,7 @@ export function renderHeader(machine: MachineInfo, date: string, quick: boolean,
     '',
   ];
   for (const [name, why] of skipped) lines.push(`- **${name} skipped:** ${why}`);
-  if (skipped.size > 0) lines.push('');
+  for (const r of remarks) lines.push(`- ${r}`);
+  if (skipped.size + remarks.length > 0) lines.push('');
   return lines.join('\n');
 }

@@ -29,23 +29,30 @@ interface Options {
   out: string;
 }
 
+class UsageError extends Error {}
+
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string', multiple: true },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
   const names = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
-  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}\n${USAGE}`);
+  if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')}\n${USAGE}`);
   return {
     quick: values.quick,
     only: names.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((s) => names.includes(s.name)),
@@ -105,8 +112,9 @@ async function main(): Promise<number> {
   const probeFile = await files.ensure('4 KiB');
   const peers = await startPeers({ tools, workDir: tmp, filesDir, probeFile, log: (t) => progress.update(t) });
   for (const [name, why] of peers.skipped) progress.log(`${name} skipped: ${why}`);
-  const httpgw = createHttpgwLauncher(filesDir);
+  const { launcher: httpgw, extraArgs: httpgwArgs } = await createHttpgwLauncher(filesDir);
   if (httpgw.unavailable !== undefined) progress.log(`httpgw skipped: ${httpgw.unavailable}`);
+  else if (httpgwArgs.length > 0) progress.log(`httpgw started with ${httpgwArgs.join(' ')} (all load comes from one address)`);
 
   const skipped = new Map(peers.skipped);
   if (httpgw.unavailable !== undefined) skipped.set('httpgw', httpgw.unavailable);
@@ -175,7 +183,8 @@ async function main(): Promise<number> {
   }
 
   const machine = machineInfo();
-  process.stdout.write(`${renderHeader(machine, date, options.quick, skipped)}\n${sections.join('\n')}\n`);
+  const remarks = httpgwArgs.length > 0 ? [`httpgw runs with \`${httpgwArgs.join(' ')}\`: all load comes from 127.0.0.1, so per-client limits would cap it`] : [];
+  process.stdout.write(`${renderHeader(machine, date, options.quick, skipped, remarks)}\n${sections.join('\n')}\n`);
   const json = {
     date,
     durationS: progress.elapsedS(),
@@ -183,6 +192,7 @@ async function main(): Promise<number> {
     quick: options.quick,
     machine,
     tools: versions,
+    httpgwArgs,
     skipped: Object.fromEntries(skipped),
     scenarios: outcomes,
     measurements,
@@ -199,6 +209,11 @@ main()
     process.exitCode = code;
   })
   .catch(async (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     process.stderr.write(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     await cleanup();
     process.exitCode = 1;

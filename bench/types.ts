@@ -10,6 +10,8 @@ export interface DownloadTarget {
   readonly curlArgs: readonly string[];
   /** Server-side processes whose CPU and memory are the cost of serving. */
   pids(): number[];
+  /** Starts watching the servers' logs; the returned function gives the warnings since then. */
+  watchLog?(): () => string[];
 }
 
 export interface HttpgwOptions {

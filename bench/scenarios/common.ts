@@ -1,5 +1,5 @@
 /** Helpers shared by the scenarios. */
-import { CpuMeter, GB, curlDownload, processTree, sum, type Download } from '../measure.js';
+import { CpuMeter, GB, curlDownload, processTree, sleep, sum, type Download } from '../measure.js';
 import type { BenchContext, DownloadTarget, HttpgwInstance } from '../types.js';
 
 /** Thrown by a scenario that cannot run at all here (reported as skipped, not failed). */
@@ -9,8 +9,18 @@ export const errorText = (err: unknown): string => (err instanceof Error ? err.m
 
 export const CURL_TIMEOUT_MS = 180_000;
 
-export function download(target: DownloadTarget, file: string, expectBytes: number): Promise<Download> {
-  return curlDownload(target.url(file), { extraArgs: target.curlArgs, expectBytes, timeoutMs: CURL_TIMEOUT_MS });
+/** One curl download; on failure the servers' recent warnings are added to the error. */
+export async function download(target: DownloadTarget, file: string, expectBytes: number): Promise<Download> {
+  const warnings = target.watchLog?.();
+  try {
+    return await curlDownload(target.url(file), { extraArgs: target.curlArgs, expectBytes, timeoutMs: CURL_TIMEOUT_MS });
+  } catch (err) {
+    if (!warnings) throw err;
+    await sleep(100);
+    const lines = warnings();
+    if (lines.length === 0) throw err;
+    throw new Error(`${errorText(err)} — log: ${lines.slice(-3).join(' | ')}`);
+  }
 }
 
 export interface Batch {
@@ -61,3 +71,78 @@ export function requireHttpgw(ctx: BenchContext): void {
   if (ctx.httpgw.unavailable !== undefined) throw new SkipScenario(ctx.httpgw.unavailable);
 }
 
+
+/**
+ * Keeps a scenario going when single downloads fail: each failure becomes a note, the sample
+ * is dropped, and a target is given up (for the rest of the scenario) after `max` failures.
+ */
+export class Failures {
+  private readonly counts = new Map<string, number>();
+  constructor(
+    private readonly ctx: BenchContext,
+    private readonly max = 3,
+  ) {}
+
+  /** Runs `fn`; on failure notes it under `key` (`what` describes the attempt) and returns undefined. */
+  async attempt<T>(key: string, what: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.gaveUp(key)) return undefined;
+    try {
+      return await fn();
+    } catch (err) {
+      const n = (this.counts.get(key) ?? 0) + 1;
+      this.counts.set(key, n);
+      this.ctx.note(`${what}: ${errorText(err)}${n >= this.max ? ` — ${key} given up after ${n} failures` : ''}`);
+      return undefined;
+    }
+  }
+
+  gaveUp(key: string): boolean {
+    return (this.counts.get(key) ?? 0) >= this.max;
+  }
+}
+
+export interface SeriesPlan {
+  target: DownloadTarget;
+  /** Row label, used in progress and notes. */
+  label: string;
+  file: string;
+  bytes: number;
+  samples: number;
+  /** Downloads per sample (default 1). */
+  perSample?: number;
+  /** Processes whose CPU is metered; order is kept in Batch.cpu. */
+  pids: readonly number[];
+  /** Warm-up download (default: the measured file). */
+  warmUp?: { file: string; bytes: number };
+  /** Called between the warm-up and the first measured sample (e.g. to reset VmHWM). */
+  afterWarmUp?: () => void;
+}
+
+/** One unmeasured warm-up download, then `samples` metered batches. Failures become notes. */
+export async function measureSeries(ctx: BenchContext, failures: Failures, plan: SeriesPlan): Promise<Batch[]> {
+  const key = plan.target.name;
+  const perSample = plan.perSample ?? 1;
+  const warm = plan.warmUp ?? { file: plan.file, bytes: plan.bytes };
+  ctx.progress(`${plan.label}: warm-up`);
+  await failures.attempt(key, `${plan.label} warm-up`, () => download(plan.target, warm.file, warm.bytes));
+  plan.afterWarmUp?.();
+  const batches: Batch[] = [];
+  for (let i = 1; i <= plan.samples && !failures.gaveUp(key); i++) {
+    const what = `${plan.label}: sample ${i}/${plan.samples}${perSample > 1 ? ` (${perSample} downloads)` : ''}`;
+    ctx.progress(what);
+    const b = await failures.attempt(key, what, () => meteredBatch(plan.target, plan.file, plan.bytes, perSample, plan.pids));
+    if (b) batches.push(b);
+  }
+  return batches;
+}
+
+/** Records throughput (per download) and CPU per GB (all metered processes, and the gateway if any). */
+export function recordSeries(ctx: BenchContext, kase: string, target: string, batches: readonly Batch[], gatewayIndex?: number): void {
+  if (batches.length === 0) return;
+  const base = { case: kase, target };
+  ctx.record({ ...base, metric: 'throughput', unit: 'MB/s', better: 'higher', samples: batches.flatMap((b) => b.downloads.map((d) => d.mbps)) });
+  ctx.record({ ...base, metric: 'CPU per GB, all server processes', unit: 's/GB', better: 'lower', samples: batches.map((b) => perGB(sum(b.cpu), b.bytes)) });
+  if (gatewayIndex !== undefined) {
+    ctx.record({ ...base, metric: 'CPU per GB, gateway only', unit: 's/GB', better: 'lower', samples: batches.map((b) => perGB(b.cpu[gatewayIndex] ?? Number.NaN, b.bytes)) });
+  }
+}

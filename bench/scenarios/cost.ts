@@ -6,7 +6,7 @@
 import type { SizeName } from '../files.js';
 import { MiB, median, peakRss, resetPeakRss, sum } from '../measure.js';
 import type { BenchContext, DownloadTarget, HttpgwInstance, Scenario } from '../types.js';
-import { download, errorText, meteredBatch, perGB, serverPids, type Batch } from './common.js';
+import { Failures, errorText, measureSeries, perGB, serverPids, type Batch } from './common.js';
 
 const ALL = 'all server processes';
 
@@ -17,21 +17,19 @@ interface Setup {
   reps: number;
 }
 
-/** Warm-up, reset VmHWM, then `reps` metered downloads. Returns the batches (one per download). */
-async function measure(ctx: BenchContext, setup: Setup, target: DownloadTarget, pids: number[]): Promise<Batch[]> {
-  await download(target, setup.file, setup.bytes);
-  let reset = true;
-  for (const pid of pids) reset = resetPeakRss(pid) && reset;
-  if (!reset) ctx.note(`${target.name}: could not reset VmHWM (/proc/PID/clear_refs not writable): peaks include start-up`);
-  const batches: Batch[] = [];
-  for (let i = 1; i <= setup.reps; i++) {
-    ctx.progress(`${target.name} ${setup.size} download ${i}/${setup.reps}`);
-    batches.push(await meteredBatch(target, setup.file, setup.bytes, 1, pids));
-  }
-  return batches;
+/** Warm-up, reset VmHWM, then `reps` metered downloads (one batch each). */
+function measure(ctx: BenchContext, setup: Setup, target: DownloadTarget, pids: number[]): Promise<Batch[]> {
+  const afterWarmUp = (): void => {
+    let reset = true;
+    for (const pid of pids) reset = resetPeakRss(pid) && reset;
+    if (!reset) ctx.note(`${target.name}: could not reset VmHWM (/proc/PID/clear_refs not writable): peaks include start-up`);
+  };
+  const plan = { target, label: `${target.name} ${setup.size}`, file: setup.file, bytes: setup.bytes, samples: setup.reps, pids, afterWarmUp };
+  return measureSeries(ctx, new Failures(ctx, 2), plan);
 }
 
 function recordCommon(ctx: BenchContext, setup: Setup, target: string, batches: Batch[], pids: number[]): void {
+  if (batches.length === 0) return;
   ctx.record({ case: ALL, metric: 'CPU per GB', unit: 's/GB', better: 'lower', target, samples: batches.map((b) => perGB(sum(b.cpu), b.bytes)) });
   ctx.record({ case: ALL, metric: 'peak RSS (sum of VmHWM)', unit: 'MiB', better: 'lower', target, samples: [sum(pids.map(peakRss)) / MiB] });
   ctx.record({
@@ -47,6 +45,7 @@ function recordCommon(ctx: BenchContext, setup: Setup, target: string, batches: 
 async function measureHttpgw(ctx: BenchContext, setup: Setup, gw: HttpgwInstance): Promise<void> {
   const pids = [gw.gatewayPid, ...gw.serverPids];
   const batches = await measure(ctx, setup, gw.target, pids);
+  if (batches.length === 0) return;
   recordCommon(ctx, setup, 'httpgw', batches, pids);
   const rec = (kase: string, metric: string, unit: string, samples: number[]): void =>
     ctx.record({ case: kase, metric, unit, better: 'lower', target: 'httpgw', samples });

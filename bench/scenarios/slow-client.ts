@@ -51,7 +51,7 @@ export const slowClient: Scenario = {
   title: `Slow client (curl --limit-rate ${RATE}): server memory`,
   async run(ctx: BenchContext): Promise<void> {
     const size: SizeName = ctx.quick ? '1 GiB' : '4 GiB';
-    const seconds = ctx.quick ? 5 : 10;
+    const seconds = ctx.quick ? 4 : 10;
     const reps = ctx.quick ? 1 : 2;
     const file = await ctx.files.ensure(size);
     ctx.note(`${size} file, client aborts after ${seconds} s; ${reps} run(s) per target (fresh gateway for httpgw)`);

@@ -5,7 +5,7 @@
 import type { SizeName } from '../files.js';
 import type { Download } from '../measure.js';
 import type { BenchContext, DownloadTarget, Scenario } from '../types.js';
-import { download, errorText, peerTargets, sharedGatewayOrNote } from './common.js';
+import { Failures, download, peerTargets, sharedGatewayOrNote } from './common.js';
 
 interface Plan {
   size: SizeName;
@@ -33,7 +33,7 @@ export const throughput: Scenario = {
     const gw = await sharedGatewayOrNote(ctx);
     if (gw) targets.push(gw.target);
     targets.push(...peerTargets(ctx).values());
-    const broken = new Set<string>();
+    const failures = new Failures(ctx);
 
     for (const plan of ctx.quick ? QUICK : FULL) {
       const file = await ctx.files.ensure(plan.size);
@@ -43,15 +43,10 @@ export const throughput: Scenario = {
       // One unmeasured warm-up per target and size (page cache, connections, JIT).
       for (let rep = 0; rep <= plan.reps; rep++) {
         for (const t of active) {
-          if (broken.has(t.name)) continue;
-          ctx.progress(`${plan.size} ${t.name} ${rep === 0 ? 'warm-up' : `rep ${rep}/${plan.reps}`}`);
-          try {
-            const d = await download(t, file, bytes);
-            if (rep > 0) results.get(t.name)?.push(d);
-          } catch (err) {
-            broken.add(t.name);
-            ctx.note(`${t.name} ${plan.size}: ${errorText(err)} (not measured further)`);
-          }
+          const what = `${plan.size} ${t.name} ${rep === 0 ? 'warm-up' : `rep ${rep}/${plan.reps}`}`;
+          if (!failures.gaveUp(t.name)) ctx.progress(what);
+          const d = await failures.attempt(t.name, what, () => download(t, file, bytes));
+          if (d && rep > 0) results.get(t.name)?.push(d);
         }
       }
       for (const [name, ds] of results) {

@@ -38,12 +38,17 @@ export const wrk: Scenario = {
         }
         for (const [name, rs] of runs) {
           if (rs.length === 0) continue;
-          const errors = rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0);
-          if (errors > 0) ctx.note(`${name} ${size} c=${conns}: ${errors} socket errors / non-2xx responses`);
+          const socketErrors = rs.reduce((a, r) => a + r.socketErrors, 0);
+          const non2xx = rs.reduce((a, r) => a + r.non2xx, 0);
+          const requests = rs.reduce((a, r) => a + r.requests, 0);
+          if (socketErrors + non2xx > 0) {
+            ctx.note(`${name} ${size} c=${conns}: ${socketErrors} socket errors and ${non2xx} non-2xx responses in ${requests} requests (counted in requests/s)`);
+          }
           const base = { case: `${size}, ${conns} connections`, target: name, details: { runs: rs } };
           ctx.record({ ...base, metric: 'requests/s', unit: 'req/s', better: 'higher', samples: rs.map((r) => r.rps) });
           ctx.record({ ...base, metric: 'p50 latency', unit: 'ms', better: 'lower', samples: rs.map((r) => r.p50ms) });
           ctx.record({ ...base, metric: 'p99 latency', unit: 'ms', better: 'lower', samples: rs.map((r) => r.p99ms) });
+          ctx.record({ ...base, metric: 'errors (socket + non-2xx)', unit: 'count', better: 'lower', samples: rs.map((r) => r.socketErrors + r.non2xx) });
         }
       }
     }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
-import { LOG_LEVELS, createLogger, keyFromSecret, type FrameKey, type LogLevel } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, createLogger, keyFromSecret, type FrameKey, type LogLevel } from '@httpgw/protocol';
 import { createFileServer } from './file-server.js';
 import type { GatewayAddress } from './gateway-link.js';
 
@@ -34,6 +34,7 @@ function parser(argv: string[]) {
     .option('name', { type: 'string', describe: 'server name shown in the gateway logs (default HOST:PORT)' })
     .option('allow-dotfiles', { type: 'boolean', default: false, describe: 'serve names starting with "."' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); every datagram is then signed with HMAC-SHA256' })
+    .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from a gateway; the excess is dropped' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
     .env('HTTPGW')
     .example('$0 127.0.0.1 8080 --root ./files', 'serve ./files to the gateway on 127.0.0.1:8080')
@@ -59,6 +60,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.help) return 0;
 
+  if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) {
+    process.stderr.write(`fastfilesrv: --max-datagram-rate must be a positive integer\nTry 'fastfilesrv --help'.\n`);
+    return EXIT_USAGE;
+  }
   const gateways: GatewayAddress[] = [];
   try {
     if (args.gatewayHost !== undefined || args.gatewayPort !== undefined) {
@@ -81,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       bindAddress: args.bind,
       bindPort: args.port,
       allowDotfiles: args.allowDotfiles,
+      maxDatagramRate: args.maxDatagramRate,
       logger,
       ...(args.name ? { name: args.name } : {}),
       ...(key ? { key } : {}),

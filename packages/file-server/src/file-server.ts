@@ -2,9 +2,10 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import {
+  DEFAULT_MAX_DATAGRAM_RATE,
   MAX_DATAGRAM_BYTES,
   ProtocolError,
-  chunkDigest,
+  RateLimiter,
   createFrameCodec,
   silentLogger,
   type ChunkRequestPacket,
@@ -32,6 +33,8 @@ export interface FileServerInit {
   key?: FrameKey;
   /** Reads in progress at most; requests beyond it are answered `busy`. */
   maxConcurrentReads?: number;
+  /** Datagrams per second accepted from one gateway address; the excess is dropped and counted. */
+  maxDatagramRate?: number;
   socketBufferBytes?: number;
   logger?: Logger;
 }
@@ -40,6 +43,8 @@ export interface FileServerStats {
   datagramsIn: number;
   refused: number;
   fromStrangers: number;
+  /** Dropped undecoded: their source was over its datagram rate. */
+  rateLimited: number;
   chunksSent: number;
   bytesSent: number;
   busy: number;
@@ -63,14 +68,23 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   const { address, port } = socket.address();
   const name = init.name ?? `${hostname()}:${port}`;
   const maxConcurrentReads = init.maxConcurrentReads ?? 512;
-  const stats: FileServerStats = { datagramsIn: 0, refused: 0, fromStrangers: 0, chunksSent: 0, bytesSent: 0, busy: 0 };
+  const stats: FileServerStats = { datagramsIn: 0, refused: 0, fromStrangers: 0, rateLimited: 0, chunksSent: 0, bytesSent: 0, busy: 0 };
+  const maxDatagramRate = init.maxDatagramRate ?? DEFAULT_MAX_DATAGRAM_RATE;
+  const limiter = new RateLimiter({ ratePerSecond: maxDatagramRate });
+  let rateLogQuietUntil = 0;
   let readsInProgress = 0;
 
   const send = (packet: Packet, toAddress: string, toPort: number) => {
     const datagram = codec.encode(packet);
-    socket.send(datagram, toPort, toAddress, (error) => {
-      if (error) logger.warn('send failed', { to: `${toAddress}:${toPort}`, error: error.message });
-    });
+    try {
+      socket.send(datagram, toPort, toAddress, (error) => {
+        if (error) logger.warn('send failed', { to: `${toAddress}:${toPort}`, error: error.message });
+      });
+    } catch (error) {
+      // A read that finishes after stop() closed the socket: nobody is left to answer.
+      logger.debug('send after close dropped', { to: `${toAddress}:${toPort}`, error: error instanceof Error ? error.message : String(error) });
+      return 0;
+    }
     return datagram.length;
   };
 
@@ -102,8 +116,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   };
 
   const serveChunk = async (link: GatewayLink, request: ChunkRequestPacket) => {
-    const { data, hasNext } = await store.readChunk(request.path, request.version, request.chunk, request.chunkSize);
-    const md5 = chunkDigest(data);
+    const { data, hasNext, md5 } = await store.readChunk(request.path, request.version, request.chunk, request.chunkSize);
     stats.bytesSent += send({ type: 'chunk', requestId: request.requestId, chunk: request.chunk, hasNext, md5, data }, link.address, link.port);
     stats.chunksSent++;
   };
@@ -141,6 +154,15 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       stats.fromStrangers++;
       return;
     }
+    const now = performance.now();
+    if (!limiter.allow(link.label, now)) {
+      stats.rateLimited++;
+      if (now >= rateLogQuietUntil) {
+        rateLogQuietUntil = now + 10_000;
+        logger.warn('datagram rate limit hit: dropping', { from: link.label, limit: maxDatagramRate, total: stats.rateLimited });
+      }
+      return;
+    }
     let packet: Packet;
     try {
       packet = codec.decode(datagram, `${from.address}:${from.port}`);
@@ -150,7 +172,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       return;
     }
     if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request') {
-      if (link.registered) void serve(link, packet);
+      if (link.onRequest()) void serve(link, packet);
       return;
     }
     link.handle(packet);

@@ -1,7 +1,10 @@
-import { constants as fsConstants, type Stats } from 'node:fs';
-import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
+import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
-import { normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
+import { MAX_LIST_ENTRIES, chunkDigest, normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
+
+/** How long a listing snapshot serves the pages after the first one. */
+const LISTING_SNAPSHOT_MS = 30_000;
 
 export interface FileStoreInit {
   /** Directory served; nothing outside it is ever opened. */
@@ -25,6 +28,7 @@ export interface FileMeta {
 export interface ChunkRead {
   data: Buffer;
   hasNext: boolean;
+  md5: Buffer;
 }
 
 /** The file changed since the gateway learned its version: refuse rather than mix contents. */
@@ -44,10 +48,24 @@ interface OpenFile {
   stats: Stats;
   version: string;
   checkedAt: number;
+  /** MD5 of each chunk already read, for the chunk size they were read at: a re-read costs no hashing. */
+  digests: { chunkSize: number; byIndex: Map<number, Buffer> };
+}
+
+/** Digests kept per open file at most (16 B each; 65,536 cover 4 GiB at 64 KiB chunks). */
+const MAX_DIGESTS_PER_FILE = 65_536;
+
+interface ListingSnapshot {
+  /** The directory's real path. */
+  real: string;
+  /** Visible names, sorted; a cursor is an index into this list. */
+  names: Dirent[];
+  /** Filled as pages are read: an entry, null when the name is not listed, undefined before its stat. */
+  entries: Array<ListEntry | null>;
 }
 
 interface CachedListing {
-  entries: ListEntry[];
+  snapshot: Promise<ListingSnapshot>;
   checkedAt: number;
 }
 
@@ -115,24 +133,32 @@ export class FileStore {
       if (bytesRead === 0) throw new StaleVersionError(`${path} shrank while being read`);
       filled += bytesRead;
     }
-    return { data, hasNext: offset + data.length < size };
+    return { data, hasNext: offset + data.length < size, md5: digestOf(file, index, chunkSize, data) };
   }
 
-  /** One page of a directory listing, sorted by name, starting at `cursor`, within `maxBytes` of names. */
+  /**
+   * One page of a directory listing, sorted by name, starting at `cursor`, within `maxBytes` of names
+   * and MAX_LIST_ENTRIES entries. Only the page's entries are stat'ed, so every answer costs one
+   * page whatever the directory's size. Pages after the first come from the snapshot the first was
+   * cut from while it is recent, so a gateway paging through a large directory sees one list.
+   */
   async list(path: string, cursor: number, maxBytes: number): Promise<{ entries: ListEntry[]; next: number }> {
-    const all = await this.listing(path);
+    const snapshot = await this.listing(path, cursor === 0 ? this.revalidateMs : Math.max(this.revalidateMs, LISTING_SNAPSHOT_MS));
+    const end = Math.min(snapshot.names.length, cursor + MAX_LIST_ENTRIES);
+    await this.describeEntries(path, snapshot, cursor, end);
     const entries: ListEntry[] = [];
     let budget = maxBytes;
     let index = cursor;
-    for (; index < all.length; index++) {
-      const entry = all[index]!;
+    for (; index < end; index++) {
+      const entry = snapshot.entries[index];
+      if (!entry) continue;
       // msgpack framing of one entry is ~50 bytes beside its name.
       const cost = Buffer.byteLength(entry.name) + 64;
       if (cost > budget && entries.length > 0) break;
       budget -= cost;
       entries.push(entry);
     }
-    return { entries, next: index < all.length ? index : -1 };
+    return { entries, next: index < snapshot.names.length ? index : -1 };
   }
 
   async close(): Promise<void> {
@@ -153,7 +179,8 @@ export class FileStore {
     try {
       real = await realpath(join(this.root, relativePath));
     } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) throw new NotFoundError(`${path} does not exist`);
+      // ELOOP: a cycle of links names nothing (and its message would carry the real path to the gateway).
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR') || isErrno(error, 'ELOOP')) throw new NotFoundError(`${path} does not exist`);
       throw error;
     }
     const inside = relative(this.root, real);
@@ -177,11 +204,12 @@ export class FileStore {
 
   private async openFresh(path: string): Promise<OpenFile> {
     const real = await this.resolve(path);
-    const handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO placed under the root opens at once (and is refused below) instead of hanging a read slot.
+    const handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) throw new NotFoundError(`${path} is not a regular file`);
-      return { handle, stats, version: versionOf(stats), checkedAt: this.now() };
+      return { handle, stats, version: versionOf(stats), checkedAt: this.now(), digests: { chunkSize: 0, byIndex: new Map() } };
     } catch (error) {
       await handle.close();
       throw error;
@@ -210,28 +238,77 @@ export class FileStore {
     }
   }
 
-  private async listing(path: string): Promise<ListEntry[]> {
+  /**
+   * The sorted names in a directory, at most `maxAgeMs` old; one read at a time per path (a read in
+   * progress is shared whatever its age). A missing path or one that is no directory is NotFoundError.
+   */
+  private listing(path: string, maxAgeMs: number): Promise<ListingSnapshot> {
     const cached = this.listings.get(path);
-    if (cached && this.now() - cached.checkedAt < this.revalidateMs) return cached.entries;
+    // checkedAt is +Infinity while the read runs: now − ∞ is below any maximum age.
+    if (cached && this.now() - cached.checkedAt < maxAgeMs) return cached.snapshot;
+    const entry: CachedListing = { snapshot: this.readListing(path), checkedAt: Number.POSITIVE_INFINITY };
+    if (this.listings.size > 256) this.listings.clear();
+    this.listings.set(path, entry);
+    entry.snapshot.then(
+      () => {
+        entry.checkedAt = this.now();
+      },
+      () => {
+        if (this.listings.get(path) === entry) this.listings.delete(path);
+      },
+    );
+    return entry.snapshot;
+  }
+
+  private async readListing(path: string): Promise<ListingSnapshot> {
     const real = await this.resolve(path);
-    const entries: ListEntry[] = [];
-    for (const dirent of await readdir(real, { withFileTypes: true })) {
-      if (!this.allowDotfiles && dirent.name.startsWith('.')) continue;
+    const dirents = await readdir(real, { withFileTypes: true }).catch((error: unknown) => {
+      if (isErrno(error, 'ENOTDIR') || isErrno(error, 'ENOENT')) throw new NotFoundError(`${path} is not a directory`);
+      throw error;
+    });
+    const visible = dirents.filter((dirent) => this.allowDotfiles || !dirent.name.startsWith('.'));
+    visible.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { real, names: visible, entries: new Array<ListEntry | null>(visible.length) };
+  }
+
+  /** Stats the snapshot's names `from..to-1` not stat'ed yet, all at once (at most one page). */
+  private async describeEntries(path: string, snapshot: ListingSnapshot, from: number, to: number): Promise<void> {
+    const describe = async (index: number): Promise<void> => {
+      const dirent = snapshot.names[index]!;
       const childPath = path === '' ? dirent.name : `${path}/${dirent.name}`;
+      let entry: ListEntry | null = null;
       try {
-        // resolve() hides links that leave the root, and names the protocol could not carry.
-        const stats = await stat(await this.resolve(childPath));
-        if (stats.isFile()) entries.push({ name: dirent.name, kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs });
-        else if (stats.isDirectory()) entries.push({ name: dirent.name, kind: 'directory', size: 0, mtimeMs: stats.mtimeMs });
+        // A plain file or directory in a resolved directory stays under the root: lstat it (a link
+        // swapped in meanwhile is skipped). Links and unknown types go through resolve(), which hides
+        // those that leave the root. normalizePath drops names the protocol could not carry.
+        normalizePath(childPath, { allowDotfiles: this.allowDotfiles });
+        const plain = dirent.isFile() || dirent.isDirectory();
+        const stats = plain ? await lstat(join(snapshot.real, dirent.name)) : await stat(await this.resolve(childPath));
+        if (stats.isFile()) entry = { name: dirent.name, kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs };
+        else if (stats.isDirectory()) entry = { name: dirent.name, kind: 'directory', size: 0, mtimeMs: stats.mtimeMs };
       } catch {
         // Vanished, forbidden or unreadable entries are simply not listed.
       }
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    if (this.listings.size > 256) this.listings.clear();
-    this.listings.set(path, { entries, checkedAt: this.now() });
-    return entries;
+      snapshot.entries[index] = entry;
+    };
+    const pending: Array<Promise<void>> = [];
+    for (let index = from; index < to; index++) if (snapshot.entries[index] === undefined) pending.push(describe(index));
+    await Promise.all(pending);
   }
+}
+
+function digestOf(file: OpenFile, index: number, chunkSize: number, data: Buffer): Buffer {
+  const digests = file.digests;
+  if (digests.chunkSize !== chunkSize) {
+    digests.chunkSize = chunkSize;
+    digests.byIndex.clear();
+  }
+  let md5 = digests.byIndex.get(index);
+  if (!md5) {
+    md5 = chunkDigest(data);
+    if (digests.byIndex.size < MAX_DIGESTS_PER_FILE) digests.byIndex.set(index, md5);
+  }
+  return md5;
 }
 
 function isErrno(error: unknown, code: string): boolean {

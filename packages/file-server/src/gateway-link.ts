@@ -26,13 +26,17 @@ type LinkState = 'hello' | 'register' | 'registered' | 'closed';
  * Registration with one gateway, as a small state machine:
  * hello → (challenge) → register → (registered) → heartbeats. A `heartbeat-ack` with `known: false`
  * (the gateway restarted or evicted us) or too many missed acks start over, so a restarted gateway
- * gets its servers back without anyone touching them.
+ * gets its servers back without anyone touching them. Requests from the gateway prove it alive as
+ * acks do, and are still served while missed acks make us register again: on a lossy path the
+ * gateway most likely still knows us.
  */
 export class GatewayLink {
   readonly address: string;
   readonly port: number;
   readonly label: string;
   private state: LinkState = 'hello';
+  /** The gateway admitted us and has not said it forgot us since. */
+  private admitted = false;
   private cookie: Uint8Array | undefined;
   private timer: NodeJS.Timeout | undefined;
   private retryDelay: number;
@@ -51,6 +55,12 @@ export class GatewayLink {
 
   get registered(): boolean {
     return this.state === 'registered';
+  }
+
+  /** A request came from the gateway: proof it is alive. Returns whether to serve it. */
+  onRequest(): boolean {
+    this.unackedHeartbeats = 0;
+    return this.admitted && this.state !== 'closed';
   }
 
   start(): void {
@@ -75,6 +85,7 @@ export class GatewayLink {
       case 'registered':
         if (this.state !== 'register') return;
         this.state = 'registered';
+        this.admitted = true;
         this.heartbeatMs = packet.heartbeatMs;
         this.unackedHeartbeats = 0;
         this.init.logger.info('registered with gateway', { gateway: this.label, heartbeatMs: packet.heartbeatMs });
@@ -86,6 +97,7 @@ export class GatewayLink {
         this.unackedHeartbeats = 0;
         if (!packet.known) {
           this.init.logger.warn('gateway no longer knows this server; registering again', { gateway: this.label });
+          this.admitted = false;
           this.restart();
         }
         return;

@@ -6,7 +6,7 @@ import type { PoolServer } from './server-pool.js';
  * One small request (metadata, a listing page) to one server, sent again on loss up to `attempts`
  * times. Resolves with the answer, or undefined when the server never answered.
  */
-export function ask(tracker: RequestTracker, server: PoolServer, build: (requestId: number) => Packet, attempts = 4): Promise<Packet | undefined> {
+export function ask(tracker: RequestTracker, server: PoolServer, build: (requestId: number) => Packet, attempts = 6): Promise<Packet | undefined> {
   return new Promise((resolve) => {
     let left = attempts;
     const attempt = () => {

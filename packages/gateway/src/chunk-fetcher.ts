@@ -12,9 +12,9 @@ export interface ChunkFetcherInit {
   chunkSize: number;
   /** Chunks requested or held beyond the next one to deliver: bounds memory per transfer. */
   readAheadChunks: number;
-  /** A transfer that delivers nothing for this long fails (and its response is cut). */
+  /** A transfer whose client waits this long for its next chunk fails (and its response is cut). */
   stallTimeoutMs: number;
-  /** Ask a second server for chunks still missing at the end of a transfer. */
+  /** Ask a second server for a chunk that is late: the one the client waits for, or any at the end. */
   hedging?: boolean;
   pool: ServerPool;
   tracker: RequestTracker;
@@ -32,18 +32,23 @@ export interface TransferStats {
 interface Outstanding {
   /** Request id → server key, for each copy of this chunk's request in flight. */
   requests: Map<number, string>;
+  /** When the oldest and the newest copy in flight were sent. */
   sentAt: number;
-  hedged: boolean;
+  lastSentAt: number;
 }
 
 const TICK_MS = 10;
+/** Copies of the request for the chunk the client waits for, in flight at once, each to another server. */
+const MAX_COPIES = 3;
 
 /**
  * Fetches one byte range of one file version as an async generator of buffers in order.
  * Requests go round-robin to every server holding the version, as many in flight as each server's
  * congestion window allows and at most `readAheadChunks` ahead of delivery; answers are reordered,
  * checked against their MD5 and yielded in order. Lost or bad chunks are asked again from another
- * server; at the end, slow chunks are hedged on a second server.
+ * server; late chunks are hedged on other servers (see `hedge`). Fails with GW_ERR_SOURCES_GONE
+ * once every server holding the version left the pool, and with GW_ERR_STALLED when the client has
+ * waited `stallTimeoutMs` for its next chunk.
  */
 export class ChunkFetcher {
   readonly serversUsed = new Set<string>();
@@ -58,11 +63,17 @@ export class ChunkFetcher {
   private roundRobin = 0;
   private nextToDeliver: number;
   private nextNew: number;
-  /** Chunks to ask again, lowest first, with the server to avoid this time. */
+  /** Chunks to ask again, with the server to avoid this time; `retryOrder` holds them lowest first. */
   private readonly retry = new Map<number, string | undefined>();
+  private readonly retryOrder: number[] = [];
+  /** Servers that said once that they lack this version: a second time and they are dropped. */
+  private readonly doubted = new Set<string>();
+  /** Candidates that left the pool for good (said goodbye, or were dropped), not merely evicted. */
+  private readonly gone = new Set<string>();
   private readonly received = new Map<number, Buffer>();
   private readonly outstanding = new Map<number, Outstanding>();
-  private lastProgressAt: number;
+  /** When the client began to wait for the chunk it needs next. */
+  private waitingSince = 0;
   private failure: Error | undefined;
   private wakeUp: (() => void) | undefined;
   private pumpScheduled = false;
@@ -77,20 +88,26 @@ export class ChunkFetcher {
     this.candidates = [...init.file.servers];
     this.nextToDeliver = this.firstChunk;
     this.nextNew = this.firstChunk;
-    this.lastProgressAt = this.now();
   }
 
   async *stream(): AsyncGenerator<Buffer, void, undefined> {
-    const onPoolChange = () => this.schedulePump();
+    const onPoolChange = () => {
+      this.checkSources();
+      this.schedulePump();
+    };
+    const onRemoved = (server: PoolServer, reason: string) => {
+      if (reason !== 'evicted') this.gone.add(server.key);
+    };
+    this.init.pool.on('removed', onRemoved);
     this.init.pool.on('change', onPoolChange);
     const ticker = setInterval(() => this.tick(), TICK_MS);
     try {
+      this.checkSources();
       while (this.nextToDeliver <= this.lastChunk) {
         const data = this.received.get(this.nextToDeliver);
         if (data) {
           this.received.delete(this.nextToDeliver);
           const chunk = this.nextToDeliver++;
-          this.lastProgressAt = this.now();
           this.schedulePump();
           const piece = this.trim(chunk, data);
           this.bytesDelivered += piece.length;
@@ -99,13 +116,17 @@ export class ChunkFetcher {
         }
         if (this.failure) throw this.failure;
         this.pump();
-        if (!this.received.has(this.nextToDeliver) && !this.failure) await new Promise<void>((resolve) => (this.wakeUp = resolve));
+        if (!this.received.has(this.nextToDeliver) && !this.failure) {
+          this.waitingSince = this.now();
+          await new Promise<void>((resolve) => (this.wakeUp = resolve));
+        }
       }
     } finally {
       this.finished = true;
       clearInterval(ticker);
       this.init.pool.off('change', onPoolChange);
-      for (const outstanding of this.outstanding.values()) for (const id of outstanding.requests.keys()) this.init.tracker.cancel(id);
+      this.init.pool.off('removed', onRemoved);
+      // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.
       this.outstanding.clear();
       this.received.clear();
     }
@@ -140,28 +161,44 @@ export class ChunkFetcher {
     });
   }
 
+  /** Every TICK_MS: the stall deadline, hedges (time-driven, so not on the per-chunk path), and room freed by other transfers. */
   private tick(): void {
-    if (this.now() - this.lastProgressAt > this.init.stallTimeoutMs) {
-      this.fail(new GatewayError('GW_ERR_STALLED', `no chunk arrived for ${this.init.stallTimeoutMs} ms`));
+    if (this.finished || this.failure) return;
+    if (this.wakeUp && this.now() - this.waitingSince > this.init.stallTimeoutMs) {
+      if (!this.anySourceInPool()) this.fail(new GatewayError('GW_ERR_SOURCES_GONE'));
+      else this.fail(new GatewayError('GW_ERR_STALLED', `no chunk arrived for ${this.init.stallTimeoutMs} ms`));
       return;
     }
     this.pump();
+    if (this.init.hedging !== false) this.hedge();
   }
 
-  /** Sends as many requests as windows and read-ahead allow: retries first, then new chunks, then hedges. */
+  /**
+   * Fails the transfer as soon as every server holding its version left the pool for good. Evicted
+   * servers (missed heartbeats: a blackout?) may register again: the stall timeout waits for them.
+   */
+  private checkSources(): void {
+    if (this.finished || this.failure || this.anySourceInPool()) return;
+    for (const key of this.candidates) if (!this.gone.has(key)) return;
+    this.fail(new GatewayError('GW_ERR_SOURCES_GONE'));
+  }
+
+  private anySourceInPool(): boolean {
+    for (const key of this.candidates) if (this.init.pool.get(key)) return true;
+    return false;
+  }
+
+  /** Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first), then new chunks. */
   private pump(): void {
     if (this.finished || this.failure) return;
-    if (this.candidates.length === 0) {
-      this.fail(new GatewayError('GW_ERR_SOURCES_GONE'));
-      return;
-    }
     for (;;) {
-      const [retryChunk, avoid] = this.retry.entries().next().value ?? [undefined, undefined];
+      const retryChunk = this.retryOrder[0];
       const chunk = retryChunk ?? (this.nextNew <= this.lastChunk && this.nextNew < this.nextToDeliver + this.init.readAheadChunks ? this.nextNew : undefined);
-      if (chunk === undefined) break;
-      const server = this.pickServer(avoid);
+      if (chunk === undefined) return;
+      const server = this.pickServer(retryChunk === undefined ? undefined : this.retry.get(retryChunk));
       if (!server) return;
       if (retryChunk !== undefined) {
+        this.retryOrder.shift();
         this.retry.delete(retryChunk);
         this.stats.retransmissions++;
       } else {
@@ -169,30 +206,48 @@ export class ChunkFetcher {
       }
       this.request(chunk, server);
     }
-    if (this.init.hedging !== false) this.hedge();
   }
 
   /**
-   * Endgame: once every chunk is asked for, a chunk still missing after twice the best round trip is
-   * asked of a second server too, so one slow server cannot hold the end of a download. The same goes
-   * for the chunk that blocks delivery when the read-ahead is full.
+   * A chunk still missing after twice the best round trip is asked of another server too, so one
+   * slow or dead server cannot hold the stream. For the chunk the client waits for, at any time:
+   * once more each time every copy in flight is that late again, up to MAX_COPIES, each copy to
+   * another server and, like QUIC's probes, past a full congestion window. For every other chunk
+   * in the endgame, once all are asked for ("stuck at 99.9%"): one second copy, window permitting.
    */
   private hedge(): void {
-    const endgame = this.nextNew > this.lastChunk && this.retry.size === 0;
-    const blocked = this.nextNew >= this.nextToDeliver + this.init.readAheadChunks;
-    if (!endgame && !blocked) return;
     const delay = 2 * this.bestRttMs() + 2;
     const now = this.now();
-    for (const [chunk, outstanding] of this.outstanding) {
-      if (!endgame && chunk !== this.nextToDeliver) continue;
-      if (outstanding.hedged || outstanding.requests.size !== 1 || now - outstanding.sentAt < delay) continue;
-      const busyServer = outstanding.requests.values().next().value;
-      const server = this.pickServer(busyServer, true);
-      if (!server) return;
-      outstanding.hedged = true;
-      this.stats.hedges++;
-      this.request(chunk, server);
+    const critical = this.outstanding.get(this.nextToDeliver);
+    if (critical && critical.requests.size < MAX_COPIES && now - critical.lastSentAt >= delay * critical.requests.size) {
+      const server = this.pickHedgeServer(critical);
+      if (server) this.sendHedge(this.nextToDeliver, server);
     }
+    if (this.nextNew <= this.lastChunk || this.retryOrder.length > 0) return;
+    for (const [chunk, outstanding] of this.outstanding) {
+      if (chunk === this.nextToDeliver || outstanding.requests.size !== 1 || now - outstanding.sentAt < delay) continue;
+      const server = this.pickServer(outstanding.requests.values().next().value, true);
+      if (!server) return;
+      this.sendHedge(chunk, server);
+    }
+  }
+
+  private sendHedge(chunk: number, server: PoolServer): void {
+    this.stats.hedges++;
+    this.request(chunk, server);
+  }
+
+  /** An active server not yet asked for this chunk, one with room first. */
+  private pickHedgeServer(outstanding: Outstanding): PoolServer | undefined {
+    let fallback: PoolServer | undefined;
+    for (let i = 0; i < this.candidates.length; i++) {
+      const index = (this.roundRobin + i) % this.candidates.length;
+      const server = this.init.pool.get(this.candidates[index]!);
+      if (!server || server.state !== 'active' || isAsked(outstanding, server.key)) continue;
+      if (server.hasRoom) return server;
+      fallback ??= server;
+    }
+    return fallback;
   }
 
   private bestRttMs(): number {
@@ -226,9 +281,14 @@ export class ChunkFetcher {
       onLost: (_reason, from) => this.onLost(chunk, id, from),
     });
     this.stats.requests++;
+    const now = this.now();
     const outstanding = this.outstanding.get(chunk);
-    if (outstanding) outstanding.requests.set(id, server.key);
-    else this.outstanding.set(chunk, { requests: new Map([[id, server.key]]), sentAt: this.now(), hedged: false });
+    if (outstanding) {
+      outstanding.requests.set(id, server.key);
+      outstanding.lastSentAt = now;
+    } else {
+      this.outstanding.set(chunk, { requests: new Map([[id, server.key]]), sentAt: now, lastSentAt: now });
+    }
   }
 
   private isDone(chunk: number): boolean {
@@ -245,13 +305,13 @@ export class ChunkFetcher {
   /** Asks for a chunk again unless it arrived or another copy of its request is still in flight. */
   private requeue(chunk: number, avoid: string | undefined): void {
     if (this.isDone(chunk) || this.outstanding.has(chunk) || this.finished) return;
-    this.retry.set(chunk, avoid);
-    if (this.retry.size > 1) {
-      // Keep retries lowest-first: the chunk that blocks delivery goes out before the others.
-      const sorted = [...this.retry.entries()].sort((a, b) => a[0] - b[0]);
-      this.retry.clear();
-      for (const [key, value] of sorted) this.retry.set(key, value);
+    if (!this.retry.has(chunk)) {
+      // Lowest first: the chunk that blocks delivery goes out before the others.
+      let at = this.retryOrder.length;
+      while (at > 0 && this.retryOrder[at - 1]! > chunk) at--;
+      this.retryOrder.splice(at, 0, chunk);
     }
+    this.retry.set(chunk, avoid);
     this.schedulePump();
   }
 
@@ -264,7 +324,7 @@ export class ChunkFetcher {
     this.forgetRequest(chunk, id);
     if (this.finished) return;
     if (answer.type === 'error') {
-      if (answer.code === 'stale' || answer.code === 'not-found') this.dropCandidate(server, answer.code);
+      if (answer.code === 'stale' || answer.code === 'not-found') this.doubt(server, answer.code);
       this.requeue(chunk, server.key);
       return;
     }
@@ -275,14 +335,13 @@ export class ChunkFetcher {
       this.requeue(chunk, server.key);
       return;
     }
+    this.init.pool.onGoodChunk(server, answer.data.length);
+    if (this.doubted.size > 0) this.doubted.delete(server.key);
     if (this.isDone(chunk)) return;
     this.serversUsed.add(server.key);
-    server.stats.bytes += answer.data.length;
-    const twins = this.outstanding.get(chunk);
-    if (twins) {
-      for (const twin of twins.requests.keys()) this.init.tracker.cancel(twin);
-      this.outstanding.delete(chunk);
-    }
+    // Other copies of this request stay in flight: their server works on them anyway, and their
+    // answer or timeout is what the pool learns that server's health and speed from.
+    this.outstanding.delete(chunk);
     this.received.set(chunk, Buffer.from(answer.data.buffer, answer.data.byteOffset, answer.data.length));
     if (chunk === this.nextToDeliver) this.wake();
     this.schedulePump();
@@ -295,6 +354,15 @@ export class ChunkFetcher {
     return data.length === expected && hasNext === offset + expected < size;
   }
 
+  /**
+   * The server says it lacks this version. Believed the second time in a row only: a request the
+   * network corrupted (path, version or chunk number) draws the same answer once.
+   */
+  private doubt(server: PoolServer, why: 'stale' | 'not-found'): void {
+    if (this.doubted.delete(server.key)) this.dropCandidate(server, why);
+    else this.doubted.add(server.key);
+  }
+
   /** The server no longer holds this version: never ask it again in this transfer. */
   private dropCandidate(server: PoolServer, why: string): void {
     const index = this.candidates.indexOf(server.key);
@@ -305,4 +373,9 @@ export class ChunkFetcher {
       this.fail(new GatewayError(why === 'stale' ? 'GW_ERR_FILE_CHANGED' : 'GW_ERR_SOURCES_GONE'));
     }
   }
+}
+
+function isAsked(outstanding: Outstanding, serverKey: string): boolean {
+  for (const key of outstanding.requests.values()) if (key === serverKey) return true;
+  return false;
 }

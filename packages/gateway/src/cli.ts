@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
-import { LOG_LEVELS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, createLogger, keyFromSecret, type LogLevel } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, createLogger, keyFromSecret, type LogLevel } from '@httpgw/protocol';
 import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
+import { DEFAULT_HTTP_LIMITS as LIMITS } from './limits.js';
 
 const EXIT_USAGE = 2;
 
@@ -20,11 +21,23 @@ function parser(argv: string[]) {
     .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
     .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); only servers with it are admitted' })
+    .option('max-servers', { type: 'number', default: 1_024, describe: 'file servers registered at most; more are refused' })
+    .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from one source; the excess is dropped' })
+    .option('max-transfers', { type: 'number', default: LIMITS.maxTransfers, describe: 'requests served at once, all clients together (503 beyond)' })
+    .option('max-transfers-per-client', { type: 'number', default: LIMITS.maxTransfersPerClient, describe: 'requests served at once to one client IP (429 beyond)' })
+    .option('max-connections', { type: 'number', default: LIMITS.maxConnections, describe: 'open HTTP connections, all clients together' })
+    .option('max-connections-per-client', { type: 'number', default: LIMITS.maxConnectionsPerClient, describe: 'open HTTP connections from one client IP' })
+    .option('headers-timeout', { type: 'number', default: LIMITS.headersTimeoutMs, describe: 'ms a client has to send its request headers (408 beyond)' })
+    .option('request-timeout', { type: 'number', default: LIMITS.requestTimeoutMs, describe: 'ms a client has to send its whole request (408 beyond)' })
+    .option('keep-alive-timeout', { type: 'number', default: LIMITS.keepAliveTimeoutMs, describe: 'ms an idle keep-alive connection stays open' })
+    .option('idle-timeout', { type: 'number', default: LIMITS.idleTimeoutMs, describe: 'ms a connection may go without moving a byte, during a response too' })
+    .option('max-url-bytes', { type: 'number', default: LIMITS.maxUrlBytes, describe: 'longest request URL (414 beyond)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
     .env('HTTPGW')
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
     .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
     .example('$0 --chunk-size 1200', 'MTU-safe chunks for networks that drop IP fragments')
+    .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0', 'authenticated: only file servers with the same secret are admitted')
     .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
     .strict()
     .help()
@@ -44,7 +57,26 @@ function checkArgs(args: Args): string | undefined {
   if (!(args.readAhead >= args.chunkSize * 2)) return '--read-ahead must be at least two chunks';
   if (!(args.stallTimeout > 0)) return '--stall-timeout must be positive';
   if (!(args.metaCache >= 0)) return '--meta-cache must be 0 or more';
+  for (const [flag, value] of Object.entries(limitFlags(args))) if (!isInt(value, 1, Number.MAX_SAFE_INTEGER)) return `--${flag} must be a positive integer`;
+  if (args.requestTimeout < args.headersTimeout) return '--request-timeout must be at least --headers-timeout';
   return undefined;
+}
+
+/** The limit flags, each a positive integer. */
+function limitFlags(args: Args) {
+  return {
+    'max-servers': args.maxServers,
+    'max-datagram-rate': args.maxDatagramRate,
+    'max-transfers': args.maxTransfers,
+    'max-transfers-per-client': args.maxTransfersPerClient,
+    'max-connections': args.maxConnections,
+    'max-connections-per-client': args.maxConnectionsPerClient,
+    'headers-timeout': args.headersTimeout,
+    'request-timeout': args.requestTimeout,
+    'keep-alive-timeout': args.keepAliveTimeout,
+    'idle-timeout': args.idleTimeout,
+    'max-url-bytes': args.maxUrlBytes,
+  };
 }
 
 /** Runs the CLI; resolves with the exit code once the gateway stops (SIGINT/SIGTERM). */
@@ -77,6 +109,19 @@ export async function main(argv: string[]): Promise<number> {
       readAheadBytes: args.readAhead,
       stallTimeoutMs: args.stallTimeout,
       metaCacheMs: args.metaCache,
+      pool: { maxServers: args.maxServers },
+      maxDatagramRate: args.maxDatagramRate,
+      limits: {
+        maxTransfers: args.maxTransfers,
+        maxTransfersPerClient: args.maxTransfersPerClient,
+        maxConnections: args.maxConnections,
+        maxConnectionsPerClient: args.maxConnectionsPerClient,
+        headersTimeoutMs: args.headersTimeout,
+        requestTimeoutMs: args.requestTimeout,
+        keepAliveTimeoutMs: args.keepAliveTimeout,
+        idleTimeoutMs: args.idleTimeout,
+        maxUrlBytes: args.maxUrlBytes,
+      },
       logger,
       ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
       ...(key ? { key } : {}),

@@ -79,11 +79,14 @@ export class FileLookup {
   }
 
   private chooseVersion(path: string, files: Array<{ server: PoolServer; meta: MetaPacket }>): FileVersion {
+    // A version is the version string with the size and time it came with: a server that reports
+    // the same string with another size is not mixed in (nor trusted to set the Content-Length).
     const versions = new Map<string, FileVersion>();
     for (const { server, meta } of files) {
-      const entry = versions.get(meta.version) ?? { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [] };
+      const key = `${meta.version}|${meta.size}|${meta.mtimeMs}`;
+      const entry = versions.get(key) ?? { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [] };
       entry.servers.push(server.key);
-      versions.set(meta.version, entry);
+      versions.set(key, entry);
     }
     const ranked = [...versions.values()].sort((a, b) => b.servers.length - a.servers.length || b.mtimeMs - a.mtimeMs);
     if (ranked.length > 1) {

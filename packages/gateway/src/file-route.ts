@@ -1,63 +1,103 @@
+import { createHash } from 'node:crypto';
 import { extname } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ParameterizedContext } from 'koa';
-import type { ChunkFetcher } from './chunk-fetcher.js';
 import parseRange from 'range-parser';
+import type { ChunkFetcher } from './chunk-fetcher.js';
 import { GatewayError } from './errors.js';
 import type { FileLookup, FileVersion } from './file-lookup.js';
-import type { Transfers } from './transfers.js';
 
 /** What a request leaves behind for the access log. */
 export type GatewayContext = ParameterizedContext<GatewayState>;
 
 export interface GatewayState {
-  fetcher?: ChunkFetcher;
+  fetcher?: TransferProgress;
   error?: string;
 }
 
+/** What the access log reads of a transfer. */
+export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed'>;
+
+/** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
-  lookup: FileLookup;
-  transfers: Transfers;
+  lookup: Pick<FileLookup, 'lookup' | 'forget'>;
+  transfers: {
+    fetch(file: FileVersion, firstByte: number, lastByte: number): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
+  };
 }
 
-/** Strong validator from the content version: equal ETags mean equal bytes. */
-export function etagOf(file: FileVersion): string {
-  return `"${file.version}"`;
+export interface RangeHeaders {
+  range?: string;
+  ifRange?: string;
+}
+
+export type RangeChoice = { status: 200 | 206; start: number; end: number } | { status: 416 };
+
+/**
+ * Strong validator from the content version: equal ETags mean equal bytes. A version with
+ * characters an entity tag cannot carry (it comes from a server) is replaced by its hash.
+ */
+export function etagOf(file: Pick<FileVersion, 'version'>): string {
+  if (/^[\x21\x23-\x7e]+$/.test(file.version)) return `"${file.version}"`;
+  return `"h-${createHash('sha256').update(file.version).digest('base64url').slice(0, 27)}"`;
 }
 
 /**
- * Picks the byte range to send. No Range → whole file, 200. One satisfiable range → 206. Several
- * ranges → whole file, 200 (documented: no multipart/byteranges). Unsatisfiable → 416. A Range whose
- * If-Range no longer matches → whole file, 200.
+ * Picks the byte range to send. No Range → whole file, 200. One satisfiable range (`a-b`, `a-`,
+ * `-n`; overlapping ones are combined) → 206. Several disjoint ranges → whole file, 200 (documented:
+ * no multipart/byteranges; every client falls back to it). A malformed or non-bytes Range is ignored
+ * (200). Unsatisfiable → 416. A Range whose If-Range no longer matches → whole file, 200.
  */
-export function chooseRange(ctx: GatewayContext, file: FileVersion): { status: 200 | 206 | 416; start: number; end: number } {
+export function chooseRange(headers: RangeHeaders, file: Pick<FileVersion, 'size' | 'version' | 'mtimeMs'>): RangeChoice {
   const whole = { status: 200 as const, start: 0, end: file.size - 1 };
-  const header = ctx.get('Range');
-  if (!header || !ifRangeMatches(ctx.get('If-Range'), file)) return whole;
+  if (!headers.range || !ifRangeMatches(headers.ifRange, file)) return whole;
+  // RFC 9110 §14.1.2: a suffix longer than the file selects all of it; range-parser would refuse it.
+  const header = headers.range.replace(/([=,])\s*-\s*(\d+)/g, (_match, separator: string, suffix: string) => `${separator}-${Math.min(Number(suffix), file.size)}`);
   const ranges = parseRange(file.size, header, { combine: true });
-  if (ranges === -1) return { status: 416, start: 0, end: -1 };
+  if (ranges === -1) return { status: 416 };
   if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return whole;
   const [range] = ranges;
   return range ? { status: 206, start: range.start, end: range.end } : whole;
 }
 
-function ifRangeMatches(ifRange: string, file: FileVersion): boolean {
+/**
+ * RFC 9110 §13.1.5: an entity tag matches by strong comparison (a weak tag never does); a date
+ * matches only when it is exactly the Last-Modified sent (HTTP dates have whole seconds).
+ */
+export function ifRangeMatches(ifRange: string | undefined, file: Pick<FileVersion, 'version' | 'mtimeMs'>): boolean {
   if (!ifRange) return true;
   if (ifRange.startsWith('"') || ifRange.startsWith('W/')) return ifRange === etagOf(file);
   const since = Date.parse(ifRange);
-  return Number.isFinite(since) && Math.floor(file.mtimeMs / 1000) <= Math.floor(since / 1000);
+  return Number.isFinite(since) && Math.floor(file.mtimeMs / 1000) === Math.floor(since / 1000);
+}
+
+/** Content-Type from the file name's extension (mime-types); unknown → application/octet-stream. */
+export function setContentType(ctx: GatewayContext, name: string): void {
+  const extension = extname(name);
+  // An empty or '.' extension would make koa take the whole value as a type name: never pass one.
+  ctx.type = extension.length > 1 ? extension : '';
+  if (!ctx.type) ctx.type = 'application/octet-stream';
+}
+
+/** An ASCII stand-in for a file name, for clients that ignore RFC 5987's `filename*`. */
+export function asciiFallback(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '_');
 }
 
 /** Sets the headers a GET and a HEAD share; true when the client's copy is fresh (304). */
 function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boolean {
   ctx.status = 200;
   const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-  ctx.type = extname(name) || 'application/octet-stream';
-  if (!ctx.type) ctx.type = 'application/octet-stream';
+  setContentType(ctx, name);
   ctx.set('ETag', etagOf(file));
-  ctx.set('Last-Modified', new Date(file.mtimeMs).toUTCString());
+  const modified = new Date(file.mtimeMs);
+  if (!Number.isNaN(modified.getTime())) ctx.set('Last-Modified', modified.toUTCString());
   ctx.set('Accept-Ranges', 'bytes');
-  if (ctx.query.download !== undefined) ctx.attachment(name);
+  // `filename*=UTF-8''…` (RFC 5987) carries any name; `filename` is plain ASCII.
+  if (ctx.query.download !== undefined) ctx.attachment(name, { fallback: asciiFallback(name) });
   if (ctx.fresh) {
     ctx.status = 304;
     return true;
@@ -68,14 +108,9 @@ function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boole
 /** Serves one file version: headers, conditional and range handling, then the streamed body. */
 export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: FileRouteDeps): Promise<void> {
   if (setRepresentationHeaders(ctx, file)) return;
-  const range = chooseRange(ctx, file);
-  if (range.status === 416) {
-    ctx.status = 416;
-    ctx.set('Content-Range', `bytes */${file.size}`);
-    ctx.type = 'text/plain';
-    ctx.body = 'range not satisfiable\n';
-    return;
-  }
+  const range = chooseRange({ range: ctx.get('Range'), ifRange: ctx.get('If-Range') }, file);
+  // `Content-Range: bytes */SIZE` tells `wget -c` and `curl -C -` that a complete file is complete.
+  if (range.status === 416) ctx.throw(416, 'range not satisfiable', { headers: { 'Content-Range': `bytes */${file.size}` } });
   ctx.status = range.status;
   if (range.status === 206) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`);
   const length = range.end - range.start + 1;

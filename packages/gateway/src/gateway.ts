@@ -1,8 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
 import { FileLookup } from './file-lookup.js';
 import { createHttpApp } from './http-app.js';
+import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './limits.js';
+import { DirectoryLister } from './listing.js';
+import { createListingRoute } from './listing-route.js';
 import { Registrar } from './registrar.js';
 import { RequestTracker, type RequestCounters } from './request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './server-pool.js';
@@ -29,6 +32,10 @@ export interface GatewayInit {
   socketBufferBytes?: number;
   pool?: Omit<ServerPoolInit, 'logger' | 'window'>;
   key?: FrameKey;
+  /** Connection, request and timeout limits of the HTTP side (see limits.ts for the defaults). */
+  limits?: HttpLimitsInit;
+  /** Datagrams per second accepted from one UDP source; the excess is dropped and counted. */
+  maxDatagramRate?: number;
   logger?: Logger;
 }
 
@@ -37,6 +44,7 @@ export interface GatewayStats {
   requests: RequestCounters;
   transfers: TransferCounters & { active: number };
   udp: UdpCounters;
+  limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
   servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
 }
 
@@ -63,7 +71,10 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   const codec = createFrameCodec({ key: init.key });
   const pool = new ServerPool({ ...init.pool, window: { max: init.window ?? 64 }, logger: logger.child('pool') });
 
-  const http: Server = createServer();
+  const limits = resolveHttpLimits(init.limits);
+  const http: Server = createServer(httpServerOptions(limits));
+  const guard = new HttpGuard(limits, logger.child('limits'));
+  guard.attach(http);
   await listen(http, init.httpPort ?? 8080, address);
   const httpPort = (http.address() as AddressInfo).port;
 
@@ -74,6 +85,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     port: init.udpPort ?? httpPort,
     codec,
     socketBufferBytes: init.socketBufferBytes ?? 4 * 1024 * 1024,
+    maxDatagramRate: init.maxDatagramRate ?? DEFAULT_MAX_DATAGRAM_RATE,
     logger,
     onPacket: (packet, from, port, bytes) => {
       if (registrar?.handle(packet, from, port, bytes)) return;
@@ -98,8 +110,9 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     tracker,
     logger.child('transfer'),
   );
-  const app = createHttpApp({ lookup, transfers, logger: logger.child('http') });
-  http.on('request', app.callback());
+  const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
+  const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
+  http.on('request', guard.admit(app.callback()));
 
   const httpAddress = { address, port: httpPort };
   const udpAddress = udp.address;
@@ -115,6 +128,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
       udp: { ...udp.counters },
+      limits: { ...guard.counters, transfersInProgress: guard.transfersInProgress, connectionsOpen: guard.connectionsOpen },
       servers: pool.list().map((server) => ({
         key: server.key,
         name: server.name,

@@ -37,17 +37,44 @@ export function requestPath(rawPath: string): { path: string; isDirectory: boole
   }
 }
 
+/** Error codes of a body that could not be written because the client closed its connection. */
+const CLIENT_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED']);
+
+/** Methods served; everything else is 405 with this list in `Allow`. */
+const ALLOWED_METHODS = 'GET, HEAD';
+
+/** True when the client asked for JSON (`?format=json`, or `Accept` preferring it to text and HTML). */
+export function prefersJson(ctx: GatewayContext): boolean {
+  if (ctx.query.format === 'json') return true;
+  if (ctx.query.format !== undefined) return false;
+  return ctx.accepts('text/html', 'text/plain', 'application/json') === 'application/json';
+}
+
+/** The URL path of a canonical path: each segment percent-encoded, '/' first. */
+export function encodePath(path: string): string {
+  return path === '' ? '/' : `/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
 /** The gateway's HTTP side: GET and HEAD of files and directories; everything else is 405. */
 export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
   const app = new Koa<GatewayState>();
   const router = new Router<GatewayState>();
   const maxUrlBytes = deps.maxUrlBytes ?? 8_192;
 
+  // Errors after the status line went out (a client that hung up, a transfer that failed mid-body):
+  // the response is already cut; log them here rather than letting koa print to stderr.
+  app.on('error', (error: unknown, ctx?: GatewayContext) => {
+    const code = error instanceof Error && 'code' in error ? String(error.code) : undefined;
+    const fields = { path: ctx?.path, error: error instanceof Error ? error.message : String(error), code };
+    if (code !== undefined && CLIENT_GONE.has(code)) deps.logger.debug('client went away mid-response', fields);
+    else deps.logger.warn('response cut short', fields);
+  });
   app.use(accessLog(deps.logger));
   app.use(errorBodies(deps.logger));
   app.use(async (ctx, next) => {
     ctx.set('X-Content-Type-Options', 'nosniff');
     if (Buffer.byteLength(ctx.url) > maxUrlBytes) ctx.throw(414, 'request URL too long');
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') ctx.throw(405, `${ctx.method} is not allowed: use GET or HEAD`);
     await next();
   });
 
@@ -55,8 +82,12 @@ export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
     const { path, isDirectory } = requestPath(ctx.path);
     if (!isDirectory && path !== '' && (await serveFilePath(ctx, path, deps)) === 'file') return;
     if (!isDirectory && path !== '') {
-      ctx.redirect(`${ctx.path}/${ctx.search}`);
+      // Built from the checked path, never from the raw one: `//host` must not become an open redirect.
+      const location = `${encodePath(path)}/${ctx.search}`;
       ctx.status = 301;
+      ctx.set('Location', location);
+      ctx.type = 'text/plain';
+      ctx.body = `301 moved to ${location}\n`;
       return;
     }
     if (!deps.serveListing) throw new GatewayError('GW_ERR_NOT_FOUND', 'directory listings are not available');
@@ -64,11 +95,17 @@ export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
   });
 
   app.use(router.routes());
-  app.use(router.allowedMethods());
+  app.use(() => {
+    throw new GatewayError('GW_ERR_BAD_PATH', 'the request target is not a path');
+  });
   return app;
 }
 
-/** Turns failures into a short plain-text body with the right status; never a stack trace. */
+/**
+ * Turns failures into a short plain-text body (JSON when asked) with the right status; never a stack
+ * trace. Headers set for the response that failed (ETag, Content-Disposition…) are dropped; the
+ * error's own (`Content-Range` of a 416) are kept.
+ */
 function errorBodies(logger: Logger): Koa.Middleware<GatewayState> {
   return async (ctx, next) => {
     try {
@@ -77,13 +114,29 @@ function errorBodies(logger: Logger): Koa.Middleware<GatewayState> {
       if (ctx.headerSent) throw error;
       const { status, message } = describe(error);
       if (status >= 500 && !(error instanceof GatewayError)) logger.error('request failed', { path: ctx.path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      const code = error instanceof GatewayError ? error.code : undefined;
+      for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.set('Vary', 'Accept');
+      ctx.set(errorHeaders(error));
+      if (status === 405) ctx.set('Allow', ALLOWED_METHODS);
       ctx.status = status;
-      ctx.type = 'text/plain';
-      ctx.body = `${status} ${message}\n`;
-      ctx.state.error = error instanceof GatewayError ? error.code : message;
-      if (status === 405 || status === 501) ctx.set('Allow', 'GET, HEAD');
+      if (prefersJson(ctx)) ctx.body = { status, ...(code ? { code } : {}), message };
+      else {
+        ctx.type = 'text/plain';
+        ctx.body = `${status} ${message}\n`;
+      }
+      ctx.state.error = code ?? message;
     }
   };
+}
+
+/** Headers an http-errors error carries (`ctx.throw(416, …, { headers })`), as koa's own handler keeps them. */
+function errorHeaders(error: unknown): Record<string, string> {
+  if (!(error instanceof Error) || !('headers' in error) || typeof error.headers !== 'object' || error.headers === null) return {};
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(error.headers)) if (typeof value === 'string') headers[name] = value;
+  return headers;
 }
 
 function describe(error: unknown): { status: number; message: string } {

@@ -23,6 +23,8 @@ export interface RequestTrackerInit {
   transmit: (server: PoolServer, packet: Packet) => void;
   /** Answers to requests sent this many places earlier than the newest answered one count as lost (RFC 9002: 3). */
   reorderThreshold?: number;
+  /** A request sent before one just answered, and older than this many RTTs, counts as lost (RFC 9002: 9/8). */
+  timeThreshold?: number;
   tickMs?: number;
   now?: () => number;
 }
@@ -46,7 +48,8 @@ interface ServerQueue {
 /**
  * Every request in flight to every server, keyed by an unpredictable id: demultiplexes answers to
  * their owner whatever transfer or client they belong to, measures RTT, and detects loss by timeout
- * (one shared timer, oldest requests first) and by reordering.
+ * (one shared timer, oldest requests first; the RTO backs off once per loss event) and, sooner, by
+ * later requests to the same server being answered first (RFC 9002 packet and time thresholds).
  */
 export class RequestTracker {
   private readonly byId = new Map<number, PendingRequest>();
@@ -67,7 +70,7 @@ export class RequestTracker {
     return this.byId.size;
   }
 
-  /** Sends `build(id)` to `server`; returns the request id (to cancel it). */
+  /** Sends `build(id)` to `server`; returns the request id. */
   send(server: PoolServer, build: (requestId: number) => Packet, handlers: RequestHandlers): number {
     let id = this.nextId();
     while (this.byId.has(id)) id = this.nextId();
@@ -86,12 +89,6 @@ export class RequestTracker {
     return id;
   }
 
-  /** Forgets a request whose answer is no longer wanted (its transfer ended). */
-  cancel(id: number): void {
-    const request = this.byId.get(id);
-    if (request) this.settle(request);
-  }
-
   /** Routes an answer to its request. Returns false when it matched nothing (late, duplicate or forged). */
   onAnswer(answer: Packet & { requestId: number }, fromKey: string): boolean {
     const request = this.byId.get(answer.requestId);
@@ -106,8 +103,9 @@ export class RequestTracker {
     const now = this.now();
     this.settle(request);
     this.counters.answered++;
-    this.init.pool.onAnswer(request.server, request.sentAt, now - request.sentAt);
-    this.detectReordered(request);
+    const rttMs = now - request.sentAt;
+    this.init.pool.onAnswer(request.server, request.sentAt, rttMs);
+    this.detectLost(request, now, rttMs);
     request.handlers.onAnswer(answer, request.server);
     return true;
   }
@@ -116,11 +114,12 @@ export class RequestTracker {
   dropServer(server: PoolServer): void {
     const queue = this.queues.get(server);
     if (!queue) return;
+    // Forget the queue first: a handler that sends again (ask) gets a fresh queue, whose requests time out.
+    this.queues.delete(server);
     for (const request of [...queue.pending.values()]) {
       this.settle(request);
       request.handlers.onLost('timeout', server);
     }
-    this.queues.delete(server);
   }
 
   close(): void {
@@ -134,13 +133,20 @@ export class RequestTracker {
     request.server.inFlight--;
   }
 
-  /** RFC 9002 packet threshold: requests sent well before one just answered are taken as lost. */
-  private detectReordered(answered: PendingRequest): void {
+  /**
+   * RFC 9002 §6.1: a request sent before the one just answered is lost once `reorderThreshold` later
+   * requests were answered (packet threshold), or once it is older than `timeThreshold` round trips
+   * (time threshold: catches losses when too few requests are in flight for the packet threshold).
+   * Both conditions only weaken along the queue, so the scan stops at the first request kept.
+   */
+  private detectLost(answered: PendingRequest, now: number, rttMs: number): void {
     const queue = this.queues.get(answered.server);
     if (!queue) return;
     const threshold = this.init.reorderThreshold ?? 3;
+    const lossDelay = (this.init.timeThreshold ?? 9 / 8) * Math.max(rttMs, answered.server.rtt.smoothedMs ?? rttMs, 1);
     for (const request of queue.pending.values()) {
-      if (request.sequence > answered.sequence - threshold) break;
+      if (request.sequence >= answered.sequence) break;
+      if (request.sequence > answered.sequence - threshold && now - request.sentAt < lossDelay) break;
       this.settle(request);
       this.counters.reordered++;
       this.init.pool.onLoss(request.server, request.sentAt);

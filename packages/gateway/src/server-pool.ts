@@ -4,11 +4,15 @@ import { CongestionWindow, type CongestionWindowInit } from './congestion-window
 import { RttEstimator, type RttEstimatorInit } from './rtt-estimator.js';
 
 export interface ServerPoolInit {
-  /** Timeouts in a row that send a server to cool down (nginx max_fails). */
+  /** Timeout events in a row, with no answer between, that send a server to cool down (nginx max_fails). */
   maxFails?: number;
   /** How long a failing server rests before it is tried again (nginx fail_timeout). */
   coolDownMs?: number;
-  /** Chunks with a bad MD5 or length before a server is dropped and banned. */
+  /**
+   * Bad chunks (wrong MD5, length or number) a server may send beyond its good ones before it is
+   * dropped and banned: each bad chunk counts one up, each good one one down, never below zero. A
+   * server that only lies is dropped after this many; a path that corrupts a few percent never is.
+   */
   maxBadChunks?: number;
   banMs?: number;
   /** Interval file servers are told to heartbeat at; three missed ones and a server leaves the pool. */
@@ -31,6 +35,7 @@ export class PoolServer {
   consecutiveTimeouts = 0;
   /** When the last timeout was noticed: requests sent before it belong to the same loss event. */
   lastTimeoutAt = Number.NEGATIVE_INFINITY;
+  /** Bad chunks not yet outweighed by good ones (see `maxBadChunks`). */
   badChunks = 0;
   lastSeen: number;
   readonly rtt: RttEstimator;
@@ -72,8 +77,9 @@ export interface PoolCounters {
 /**
  * The servers in the pool and their health, in the manner of an nginx upstream: passive health from
  * timeouts and bad data, active health from heartbeats. A failing server cools down and is tried
- * again, never removed for good; lacking a file is no failure. Emits 'change' when a server joins,
- * leaves or has room again, so waiting transfers can go on.
+ * again, never removed for good; lacking a file is no failure. Emits 'removed' (server, reason) when
+ * a server leaves, and 'change' when one joins, leaves or is back from a cool-down, so waiting
+ * transfers can go on.
  */
 export class ServerPool extends EventEmitter {
   private readonly servers = new Map<string, PoolServer>();
@@ -157,7 +163,7 @@ export class ServerPool extends EventEmitter {
     this.counters[reason]++;
     this.logger.warn(`server ${reason}`, { server: server.key, why: detail, servers: this.servers.size });
     if (this.servers.size === 0) this.stopSweeping();
-    this.emit('removed', server);
+    this.emit('removed', server, reason);
     this.emit('change');
   }
 
@@ -192,13 +198,20 @@ export class ServerPool extends EventEmitter {
     server.window.onLoss(sentAt, this.now());
   }
 
-  /** The server answered with data that failed its MD5 or had the wrong length. */
+  /** The server sent a chunk that checked out. */
+  onGoodChunk(server: PoolServer, bytes: number): void {
+    server.stats.bytes += bytes;
+    if (server.badChunks > 0) server.badChunks--;
+  }
+
+  /** The server answered with a chunk that failed its MD5, or had the wrong length or number. */
   onBadChunk(server: PoolServer): void {
     server.stats.badChunks++;
     server.badChunks++;
     if (server.badChunks >= (this.init.maxBadChunks ?? 3)) {
-      this.banned.set(server.key, this.now() + (this.init.banMs ?? 60_000));
-      this.remove(server, 'dropped', `${server.badChunks} chunks with bad data`);
+      const banMs = this.init.banMs ?? 60_000;
+      this.banned.set(server.key, this.now() + banMs);
+      this.remove(server, 'dropped', `${server.stats.badChunks} chunks with bad data; banned for ${banMs} ms`);
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '@httpgw/protocol';
 import { ChunkFetcher } from './chunk-fetcher.js';
+import { GatewayError } from './errors.js';
 import type { FileVersion } from './file-lookup.js';
 import type { RequestTracker } from './request-tracker.js';
 import type { ServerPool } from './server-pool.js';
@@ -48,10 +49,10 @@ export class Transfers {
       tracker: this.tracker,
       logger: this.logger,
     });
-    return { fetcher, chunks: this.accounted(fetcher) };
+    return { fetcher, chunks: this.accounted(fetcher, file, lastByte - firstByte + 1) };
   }
 
-  private async *accounted(fetcher: ChunkFetcher): AsyncGenerator<Buffer, void, undefined> {
+  private async *accounted(fetcher: ChunkFetcher, file: FileVersion, length: number): AsyncGenerator<Buffer, void, undefined> {
     this.counters.started++;
     this.active++;
     let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
@@ -60,6 +61,15 @@ export class Transfers {
       outcome = 'completed';
     } catch (error) {
       outcome = 'failed';
+      // Once bytes went out, the only way to tell the client is to cut the connection short: say here why.
+      this.logger[fetcher.bytesDelivered > 0 ? 'error' : 'warn']('transfer failed', {
+        path: file.path,
+        code: error instanceof GatewayError ? error.code : undefined,
+        error: error instanceof Error ? error.message : String(error),
+        delivered: fetcher.bytesDelivered,
+        of: length,
+        servers: [...fetcher.serversUsed].join(','),
+      });
       throw error;
     } finally {
       this.active--;

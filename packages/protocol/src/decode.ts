@@ -100,7 +100,10 @@ export function decodeBody(body: Uint8Array): Packet {
   }
   const fields = asFields(value);
   const type = Object.hasOwn(fields, 'type') ? fields.type : undefined;
-  if (!isPacketType(type)) throw new ProtocolError('PROTO_ERR_UNKNOWN_TYPE', `unknown packet type ${JSON.stringify(String(type)).slice(0, 40)}`);
+  if (!isPacketType(type)) {
+    // Never String(type): a map such as {toString: 0} makes that throw a TypeError.
+    throw new ProtocolError('PROTO_ERR_UNKNOWN_TYPE', `unknown packet type ${typeof type === 'string' ? JSON.stringify(type).slice(0, 40) : `of kind ${typeof type}`}`);
+  }
   return validators[type](fields);
 }
 

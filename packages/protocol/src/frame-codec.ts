@@ -1,8 +1,12 @@
+import { HMAC_BYTES } from './constants.js';
 import { decodeFrame } from './decode.js';
 import { encode } from './encode.js';
 import type { FrameKey } from './frame.js';
 import type { Packet } from './packets.js';
-import { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
+import { RecentFrames, ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
+
+/** Registration traffic: answered to any address that asks, so a capture resent from anywhere must be refused. */
+const CONTROL_TYPES: ReadonlySet<Packet['type']> = new Set(['hello', 'challenge', 'register', 'registered', 'heartbeat', 'heartbeat-ack', 'leave']);
 
 export interface FrameCodecInit {
   /** Shared secret; without one, frames are neither signed nor checked. */
@@ -31,6 +35,7 @@ export function createFrameCodec(init: FrameCodecInit = {}): FrameCodec {
   const keys = new Map([[key.id, key]]);
   const nextNonce = createNonceCounter(now);
   const replay = new ReplayWindow(init.replay);
+  const recent = new RecentFrames({ maxClockSkewMs: init.replay?.maxClockSkewMs });
   return {
     authenticated: true,
     encode: (packet) => encode(packet, { key, timestampMs: now(), nonce: nextNonce() }),
@@ -38,6 +43,8 @@ export function createFrameCodec(init: FrameCodecInit = {}): FrameCodec {
       const { packet, auth } = decodeFrame(datagram, keys);
       // decodeFrame with keys only returns after the MAC verified, so auth is always present here.
       if (auth) replay.check(`${auth.keyId}@${sender}`, auth.timestampMs, auth.nonce, now());
+      // The MAC closes the datagram: identical tags mean the same frame, resent.
+      if (auth && CONTROL_TYPES.has(packet.type)) recent.check(Buffer.from(datagram.subarray(datagram.length - HMAC_BYTES)).toString('base64'), auth.timestampMs, now());
       return packet;
     },
   };

@@ -69,13 +69,46 @@ export class ReplayWindow {
 
 /**
  * Nonces that keep growing across restarts of the sender: microseconds since the epoch, or one more
- * than the last when called faster than that.
+ * than the last when called faster than that. The microseconds within the millisecond are drawn at
+ * random (clocks read whole milliseconds): two senders signing the same body in the same millisecond,
+ * such as two servers' heartbeats, still make different frames, so an identical frame is a replay
+ * (RecentFrames). Math.random suffices: this avoids coincidences, it is no secret.
  */
 export function createNonceCounter(nowMs: () => number): () => bigint {
   let last = 0n;
   return () => {
-    const candidate = BigInt(Math.floor(nowMs() * 1000));
+    const candidate = BigInt(Math.floor(nowMs()) * 1000 + Math.floor(Math.random() * 1000));
     last = candidate > last ? candidate : last + 1n;
     return last;
   };
+}
+
+/**
+ * The MACs of recently accepted frames, whoever sent them. The per-sender ReplayWindow cannot see a
+ * captured frame resent from another address (a new sender to it); this can. It is meant for the
+ * low-rate registration traffic, whose answers go to whatever address asks: remembering every chunk
+ * would cost too much, and chunks are only accepted from the one address they were asked of anyway.
+ * A tag is kept until its frame's timestamp leaves the clock-skew bound, after which the skew check
+ * refuses the frame by itself.
+ */
+export class RecentFrames {
+  private readonly maxClockSkewMs: number;
+  private readonly maxEntries: number;
+  /** tag → time after which the skew check alone refuses the frame; insertion order ≈ expiry order. */
+  private readonly expiries = new Map<string, number>();
+
+  constructor(init: { maxClockSkewMs?: number; maxEntries?: number } = {}) {
+    this.maxClockSkewMs = init.maxClockSkewMs ?? 30_000;
+    this.maxEntries = init.maxEntries ?? 65_536;
+  }
+
+  /** Throws PROTO_ERR_REPLAY when `tag` was accepted before; records it otherwise. Call only after the MAC checked out. */
+  check(tag: string, timestampMs: number, nowMs: number): void {
+    for (const [oldest, expiresAt] of this.expiries) {
+      if (expiresAt >= nowMs && this.expiries.size < this.maxEntries) break;
+      this.expiries.delete(oldest);
+    }
+    if (this.expiries.has(tag)) throw new ProtocolError('PROTO_ERR_REPLAY', 'frame was already accepted (from another address)');
+    this.expiries.set(tag, timestampMs + this.maxClockSkewMs);
+  }
 }

@@ -1,0 +1,365 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLogger, type ListEntry } from '@httpgw/protocol';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GatewayError } from '../src/errors.js';
+import type { FileVersion, LookupResult } from '../src/file-lookup.js';
+import type { FileRouteDeps } from '../src/file-route.js';
+import { createHttpApp } from '../src/http-app.js';
+import { createListingRoute, type ListingJson } from '../src/listing-route.js';
+import type { ListingResult } from '../src/listing.js';
+
+// The HTTP app over stand-ins for the lookup, the transfers and the lister: no UDP, no file server.
+// Each server listens on 127.0.0.1, port 0.
+
+const MTIME = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+
+interface FakeFile {
+  data: Buffer;
+  version: string;
+  /** Makes the transfer fail before its first chunk. */
+  failure?: Error;
+}
+
+const files = new Map<string, FakeFile>();
+const directories = new Set<string>();
+const listings = new Map<string, ListingResult>();
+let noServers = false;
+/** Ranges the fake transfers were asked for: [path, first byte, last byte]. */
+const fetched: Array<[string, number, number]> = [];
+
+const fileVersion = (path: string, file: FakeFile): FileVersion => ({ path, size: file.data.length, mtimeMs: MTIME, version: file.version, servers: ['127.0.0.1:1'] });
+
+const deps: FileRouteDeps = {
+  lookup: {
+    async lookup(path: string): Promise<LookupResult> {
+      if (noServers) return { kind: 'no-servers' };
+      const file = files.get(path);
+      if (file) return { kind: 'file', file: fileVersion(path, file) };
+      return directories.has(path) ? { kind: 'directory', servers: ['127.0.0.1:1'], mtimeMs: MTIME } : { kind: 'none' };
+    },
+    forget() {},
+  },
+  transfers: {
+    fetch(file, firstByte, lastByte) {
+      fetched.push([file.path, firstByte, lastByte]);
+      const fake = files.get(file.path)!;
+      async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
+        if (fake.failure) throw fake.failure;
+        yield fake.data.subarray(firstByte, lastByte + 1);
+      }
+      return { fetcher: { bytesDelivered: 0, serversUsed: new Set<string>() }, chunks: chunks() };
+    },
+  },
+};
+
+const listingSource = {
+  async list(path: string): Promise<ListingResult> {
+    if (noServers) return { kind: 'no-servers' };
+    return listings.get(path) ?? { kind: 'none' };
+  },
+};
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+function request(port: number, target: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path: target, method: init.method ?? 'GET', headers: init.headers, agent: false }, (response) => {
+      const parts: Buffer[] = [];
+      response.on('data', (part: Buffer) => parts.push(part));
+      response.on('end', () => {
+        const body = Buffer.concat(parts);
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body, text: body.toString() });
+      });
+      response.on('error', reject);
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+async function listen(app: ReturnType<typeof createHttpApp>): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+let port: number;
+let close: () => Promise<void>;
+const get = (target: string, headers: Record<string, string> = {}) => request(port, target, { headers });
+
+beforeAll(async () => {
+  ({ port, close } = await listen(createHttpApp({ ...deps, logger: silentLogger, serveListing: createListingRoute(listingSource), maxUrlBytes: 2_048 })));
+});
+afterAll(() => close());
+
+beforeEach(() => {
+  files.clear();
+  directories.clear();
+  listings.clear();
+  fetched.length = 0;
+  noServers = false;
+  files.set('hello.txt', { data: Buffer.from('hello world\n'), version: 'v-hello' });
+  files.set('big.bin', { data: Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251)), version: 'v-big' });
+});
+
+describe('types and names', () => {
+  it.each([
+    ['a.txt', 'text/plain; charset=utf-8'],
+    ['a.html', 'text/html; charset=utf-8'],
+    ['a.json', 'application/json; charset=utf-8'],
+    ['a.png', 'image/png'],
+    ['a.tar.gz', 'application/gzip'],
+    ['a.unknownext', 'application/octet-stream'],
+    ['noext', 'application/octet-stream'],
+    ['html', 'application/octet-stream'],
+    ['trailing.', 'application/octet-stream'],
+  ])('%s is served as %s, with nosniff', async (name, type) => {
+    files.set(name, { data: Buffer.from('x'), version: 'v' });
+    const answer = await get(`/${name}`);
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe(type);
+    expect(answer.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('?download names the file in Content-Disposition: ASCII filename and RFC 5987 filename*', async () => {
+    files.set('dir/ünï 文件 #1.txt', { data: Buffer.from('u'), version: 'v' });
+    const unicode = await get('/dir/%C3%BCn%C3%AF%20%E6%96%87%E4%BB%B6%20%231.txt?download');
+    expect(unicode.headers['content-disposition']).toBe(`attachment; filename="uni __ #1.txt"; filename*=UTF-8''%C3%BCn%C3%AF%20%E6%96%87%E4%BB%B6%20%231.txt`);
+    expect(unicode.headers['content-type']).toBe('text/plain; charset=utf-8');
+    const plain = await get('/hello.txt?download');
+    expect(plain.headers['content-disposition']).toBe('attachment; filename="hello.txt"');
+    expect((await get('/hello.txt')).headers['content-disposition']).toBeUndefined();
+  });
+});
+
+describe('ranges', () => {
+  it.each([
+    ['bytes=100-199', 100, 199],
+    ['bytes=9990-', 9990, 9999],
+    ['bytes=-10', 9990, 9999],
+    ['bytes=-20000', 0, 9999],
+  ])('%s → 206 with Content-Range, fetching only that range', async (range, first, last) => {
+    const answer = await get('/big.bin', { Range: range });
+    expect(answer.status).toBe(206);
+    expect(answer.headers['content-range']).toBe(`bytes ${first}-${last}/10000`);
+    expect(answer.headers['content-length']).toBe(String(last - first + 1));
+    expect(answer.body.equals(files.get('big.bin')!.data.subarray(first, last + 1))).toBe(true);
+    expect(fetched).toEqual([['big.bin', first, last]]);
+  });
+
+  it('no Range → 200 with Accept-Ranges, never 206', async () => {
+    const answer = await get('/big.bin');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['accept-ranges']).toBe('bytes');
+    expect(answer.headers['content-range']).toBeUndefined();
+    expect(answer.body.length).toBe(10_000);
+  });
+
+  it('several disjoint ranges → the whole file with 200', async () => {
+    const answer = await get('/big.bin', { Range: 'bytes=0-9,100-109' });
+    expect(answer.status).toBe(200);
+    expect(answer.body.length).toBe(10_000);
+  });
+
+  it('unsatisfiable → 416 with Content-Range: bytes */SIZE and a short body, nothing fetched', async () => {
+    const answer = await get('/big.bin', { Range: 'bytes=10000-' });
+    expect(answer.status).toBe(416);
+    expect(answer.headers['content-range']).toBe('bytes */10000');
+    expect(answer.text).toBe('416 range not satisfiable\n');
+    expect(fetched).toEqual([]);
+  });
+
+  it('If-Range: the current ETag or date keeps the range, another one gets the whole file', async () => {
+    const lastModified = new Date(MTIME).toUTCString();
+    expect((await get('/big.bin', { Range: 'bytes=0-9', 'If-Range': '"v-big"' })).status).toBe(206);
+    expect((await get('/big.bin', { Range: 'bytes=0-9', 'If-Range': lastModified })).status).toBe(206);
+    const changed = await get('/big.bin', { Range: 'bytes=0-9', 'If-Range': '"v-old"' });
+    expect(changed.status).toBe(200);
+    expect(changed.body.length).toBe(10_000);
+  });
+
+  it('an empty file is 200 with no body; a range of it is 416', async () => {
+    files.set('empty.bin', { data: Buffer.alloc(0), version: 'v0' });
+    const whole = await get('/empty.bin');
+    expect([whole.status, whole.headers['content-length'], whole.body.length]).toEqual([200, '0', 0]);
+    const range = await get('/empty.bin', { Range: 'bytes=0-' });
+    expect([range.status, range.headers['content-range']]).toEqual([416, 'bytes */0']);
+  });
+});
+
+describe('HEAD', () => {
+  it('has the headers of GET and no body, and fetches nothing', async () => {
+    for (const headers of [{}, { Range: 'bytes=5-9' }] as Array<Record<string, string>>) {
+      const got = await get('/big.bin?download', headers);
+      fetched.length = 0;
+      const head = await request(port, '/big.bin?download', { method: 'HEAD', headers });
+      expect(head.status).toBe(got.status);
+      expect(head.body.length).toBe(0);
+      for (const name of ['content-type', 'content-length', 'content-range', 'etag', 'last-modified', 'accept-ranges', 'content-disposition', 'x-content-type-options']) {
+        expect(head.headers[name], name).toBe(got.headers[name]);
+      }
+      expect(fetched).toEqual([]);
+    }
+  });
+});
+
+describe('validators', () => {
+  it('ETag from the version and Last-Modified from the mtime', async () => {
+    const answer = await get('/hello.txt');
+    expect(answer.headers.etag).toBe('"v-hello"');
+    expect(answer.headers['last-modified']).toBe(new Date(MTIME).toUTCString());
+  });
+
+  it.each([
+    [304, 'If-None-Match with the ETag', { 'If-None-Match': '"v-hello"' }],
+    [304, 'If-None-Match in a list, weak', { 'If-None-Match': '"x", W/"v-hello"' }],
+    [304, 'If-None-Match: *', { 'If-None-Match': '*' }],
+    [200, 'If-None-Match with another ETag', { 'If-None-Match': '"v-old"' }],
+    [304, 'If-Modified-Since the Last-Modified', { 'If-Modified-Since': new Date(MTIME).toUTCString() }],
+    [304, 'If-Modified-Since later', { 'If-Modified-Since': new Date(MTIME + 60_000).toUTCString() }],
+    [200, 'If-Modified-Since earlier', { 'If-Modified-Since': new Date(MTIME - 60_000).toUTCString() }],
+    [200, 'If-None-Match wins over If-Modified-Since', { 'If-None-Match': '"v-old"', 'If-Modified-Since': new Date(MTIME).toUTCString() }],
+  ])('%d for %s', async (status, _name, headers) => {
+    const answer = await get('/hello.txt', headers);
+    expect(answer.status).toBe(status);
+    if (status === 304) {
+      expect(answer.body.length).toBe(0);
+      expect(answer.headers.etag).toBe('"v-hello"');
+      expect(fetched).toEqual([]);
+    }
+  });
+});
+
+describe('errors', () => {
+  it.each(['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND'])('%s → 405 with Allow: GET, HEAD', async (method) => {
+    const answer = await request(port, '/hello.txt', { method });
+    expect(answer.status).toBe(405);
+    expect(answer.headers.allow).toBe('GET, HEAD');
+    expect(answer.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(answer.text).toBe(`405 ${method} is not allowed: use GET or HEAD\n`);
+  });
+
+  it.each([
+    [400, 'malformed percent-encoding', '/%E0%A4%A'],
+    [400, 'NUL', '/a%00b'],
+    [400, 'a backslash', '/a%5cb'],
+    [400, 'encoded ..', '/%2e%2e/%2e%2e/etc/passwd'],
+    [404, 'a missing file', '/missing.txt'],
+    [404, 'a dotfile', '/.env'],
+    [414, 'a URL over the limit', `/${'a'.repeat(2_100)}`],
+  ])('%d for %s, with a short plain-text body', async (status, _name, target) => {
+    const answer = await get(target);
+    expect(answer.status).toBe(status);
+    expect(answer.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(answer.text).toMatch(new RegExp(`^${status} [^\\n]{1,80}\\n$`));
+  });
+
+  it('answers JSON when asked', async () => {
+    const answer = await get('/missing.txt', { Accept: 'application/json' });
+    expect(answer.status).toBe(404);
+    expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(answer.text)).toEqual({ status: 404, code: 'GW_ERR_NOT_FOUND', message: 'no registered file server has this file' });
+    expect(JSON.parse((await get('/a%00b?format=json')).text)).toMatchObject({ status: 400, code: 'GW_ERR_BAD_PATH' });
+    const browser = await get('/missing.txt', { Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' });
+    expect(browser.headers['content-type']).toBe('text/plain; charset=utf-8');
+  });
+
+  it('503 without servers', async () => {
+    noServers = true;
+    expect((await get('/hello.txt')).status).toBe(503);
+    expect((await get('/')).status).toBe(503);
+  });
+
+  it('an unexpected failure is a 500 without a stack trace, and without the headers of the file it was for', async () => {
+    files.set('broken.bin', { data: Buffer.alloc(10), version: 'v', failure: new TypeError('secret internals at /src/x.ts:1') });
+    const answer = await get('/broken.bin?download');
+    expect(answer.status).toBe(500);
+    expect(answer.text).toBe('500 internal error\n');
+    expect(answer.headers['content-disposition']).toBeUndefined();
+    expect(answer.headers.etag).toBeUndefined();
+    expect(answer.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('a file that keeps changing under the transfer is 503, asked twice', async () => {
+    files.set('moving.bin', { data: Buffer.alloc(10), version: 'v', failure: new GatewayError('GW_ERR_FILE_CHANGED') });
+    const answer = await get('/moving.bin');
+    expect(answer.status).toBe(503);
+    expect(answer.text).toBe('503 the file changed on its servers during the transfer\n');
+    expect(fetched.length).toBe(2);
+  });
+});
+
+describe('directories', () => {
+  const entries: ListEntry[] = [
+    { name: 'sub dir', kind: 'directory', size: 0, mtimeMs: MTIME },
+    { name: '<b>#%.txt', kind: 'file', size: 2048, mtimeMs: MTIME },
+  ];
+
+  it('/dir redirects to /dir/ (query kept), built from the checked path', async () => {
+    directories.add('photos 2026');
+    const answer = await get('/photos%202026?format=json');
+    expect(answer.status).toBe(301);
+    expect(answer.headers.location).toBe('/photos%202026/?format=json');
+    expect(answer.text).toBe('301 moved to /photos%202026/?format=json\n');
+    directories.add('evil.com');
+    expect((await get('//evil.com')).headers.location).toBe('/evil.com/');
+  });
+
+  it('renders HTML by default: escaped names, encoded links, sizes, Vary and a weak ETag', async () => {
+    listings.set('d', { kind: 'directory', entries, incomplete: false });
+    const answer = await get('/d/');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(answer.headers.vary).toBe('Accept');
+    expect(answer.headers.etag).toMatch(/^W\/"/);
+    expect(answer.text).toContain('<a href="./sub%20dir/">sub dir/</a>');
+    expect(answer.text).toContain('<a href="./%3Cb%3E%23%25.txt">&lt;b&gt;#%.txt</a>');
+    expect(answer.text).toContain('title="2048 bytes">2.0 KiB</td>');
+    expect(answer.text).not.toContain('Some file servers did not answer');
+    const again = await get('/d/', { 'If-None-Match': answer.headers.etag! });
+    expect(again.status).toBe(304);
+  });
+
+  it('renders JSON with Accept: application/json or ?format=json', async () => {
+    listings.set('', { kind: 'directory', entries, incomplete: true });
+    for (const answer of [await get('/', { Accept: 'application/json' }), await get('/?format=json')]) {
+      expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(JSON.parse(answer.text)).toEqual({ path: '/', incomplete: true, entries } satisfies ListingJson);
+    }
+    const html = await get('/?format=html', { Accept: 'application/json' });
+    expect(html.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(html.text).toContain('Some file servers did not answer');
+    expect((await get('/')).headers.etag).not.toBe((await get('/?format=json')).headers.etag);
+  });
+
+  it('HEAD of a listing has its length and no body', async () => {
+    listings.set('d', { kind: 'directory', entries, incomplete: false });
+    const got = await get('/d/');
+    const head = await request(port, '/d/', { method: 'HEAD' });
+    expect([head.status, head.headers['content-length'], head.body.length]).toEqual([200, got.headers['content-length'], 0]);
+  });
+
+  it('a directory no server has is 404', async () => {
+    const answer = await get('/nowhere/');
+    expect(answer.status).toBe(404);
+    expect(answer.text).toBe('404 no registered file server has this directory\n');
+  });
+
+  it('without a lister, directories are 404', async () => {
+    const bare = await listen(createHttpApp({ ...deps, logger: silentLogger }));
+    try {
+      expect((await request(bare.port, '/')).status).toBe(404);
+    } finally {
+      await bare.close();
+    }
+  });
+});

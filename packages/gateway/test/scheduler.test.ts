@@ -1,0 +1,331 @@
+import { randomBytes } from 'node:crypto';
+import { chunkDigest, type ChunkPacket, type ChunkRequestPacket, type Packet } from '@httpgw/protocol';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ChunkFetcher, type ChunkFetcherInit } from '../src/chunk-fetcher.js';
+import { GatewayError } from '../src/errors.js';
+import { RequestTracker } from '../src/request-tracker.js';
+import { ServerPool, type PoolServer } from '../src/server-pool.js';
+
+// The chunk fetcher over a real pool and tracker whose network is this test: requests are recorded,
+// answers are handed to the tracker by hand, time is fake. Initial RTO 100 ms, minimum 20 ms.
+
+const CHUNK = 1_024;
+
+interface Sent {
+  server: PoolServer;
+  packet: ChunkRequestPacket;
+}
+
+type Setup = Partial<Pick<ChunkFetcherInit, 'readAheadChunks' | 'stallTimeoutMs' | 'hedging' | 'firstByte' | 'lastByte'>> & { servers?: number; size?: number };
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+  vi.useRealTimers();
+});
+
+function setup(options: Setup = {}) {
+  vi.useFakeTimers();
+  const now = () => Date.now();
+  const size = options.size ?? 8 * CHUNK + 100;
+  const data = randomBytes(size);
+  const pool = new ServerPool({ now, heartbeatMs: 3_600_000, rtt: { initialRtoMs: 100, minRtoMs: 20, granularityMs: 1 } });
+  const sent: Sent[] = [];
+  const tracker = new RequestTracker({
+    pool,
+    now,
+    transmit: (server, packet) => {
+      if (packet.type === 'chunk-request') sent.push({ server, packet });
+    },
+  });
+  pool.on('removed', (server: PoolServer) => tracker.dropServer(server)); // as the gateway wires them
+  cleanups.push(() => {
+    tracker.close();
+    pool.close();
+  });
+  const servers = Array.from({ length: options.servers ?? 2 }, (_, i) => pool.admit('127.0.0.1', 9001 + i, `s${i}`)!);
+  const fetcher = new ChunkFetcher({
+    file: { path: 'f.bin', size, mtimeMs: 0, version: 'v1', servers: servers.map((server) => server.key) },
+    firstByte: options.firstByte ?? 0,
+    lastByte: options.lastByte ?? size - 1,
+    chunkSize: CHUNK,
+    readAheadChunks: options.readAheadChunks ?? 64,
+    stallTimeoutMs: options.stallTimeoutMs ?? 1_000,
+    hedging: options.hedging ?? true,
+    pool,
+    tracker,
+    now,
+  });
+
+  const answered = new Set<number>();
+  /** The right chunk for a request, changed by `lie`; false when the tracker no longer wanted it. */
+  const answer = (request: Sent, lie: Partial<ChunkPacket> | Packet = {}): boolean => {
+    answered.add(request.packet.requestId);
+    const { chunk } = request.packet;
+    const piece = data.subarray(chunk * CHUNK, Math.min(size, (chunk + 1) * CHUNK));
+    const honest: ChunkPacket = { type: 'chunk', requestId: request.packet.requestId, chunk, hasNext: (chunk + 1) * CHUNK < size, md5: chunkDigest(piece), data: piece };
+    const packet = 'type' in lie && lie.type !== 'chunk' ? lie : { ...honest, ...lie };
+    return tracker.onAnswer({ ...packet, requestId: request.packet.requestId } as Packet & { requestId: number }, request.server.key);
+  };
+  /** Requests sent and not yet answered by this test. */
+  const unanswered = () => sent.filter((request) => !answered.has(request.packet.requestId));
+  /** Answers every request `pick` accepts (default all), again and again as new ones go out. */
+  const serve = async (pick: (request: Sent) => boolean = () => true, rounds = 50) => {
+    for (let i = 0; i < rounds; i++) {
+      const batch = unanswered().filter(pick);
+      if (batch.length === 0) return;
+      for (const request of batch) answer(request);
+      await vi.advanceTimersByTimeAsync(0);
+    }
+  };
+
+  const outcome: { body?: Buffer; error?: unknown; settled: boolean } = { settled: false };
+  const read = async () => {
+    const parts: Buffer[] = [];
+    try {
+      for await (const part of fetcher.stream()) parts.push(part);
+      outcome.body = Buffer.concat(parts);
+    } catch (error) {
+      outcome.error = error;
+    } finally {
+      outcome.settled = true;
+    }
+  };
+  return { pool, tracker, servers, sent, data, fetcher, answer, unanswered, serve, outcome, read };
+}
+
+const codeOf = (error: unknown) => (error instanceof GatewayError ? error.code : String(error));
+
+describe('ChunkFetcher', () => {
+  it('delivers chunks in order whatever order the answers come in', async () => {
+    const t = setup();
+    const reading = t.read();
+    expect(t.sent.map((s) => s.packet.chunk)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(new Set(t.sent.map((s) => s.server))).toEqual(new Set(t.servers)); // round-robin
+    // Out of order, but never three places on one server (that would count as a loss).
+    for (const chunk of [3, 2, 1, 0, 7, 6, 5, 4, 8]) t.answer(t.sent[chunk]!);
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.fetcher.stats).toMatchObject({ requests: 9, retransmissions: 0, hedges: 0, badChunks: 0 });
+  });
+
+  it('trims the first and last chunk to the byte range asked for', async () => {
+    const t = setup({ firstByte: 1_500, lastByte: 5_000 });
+    const reading = t.read();
+    expect(t.sent.map((s) => s.packet.chunk)).toEqual([1, 2, 3, 4]);
+    await t.serve();
+    await reading;
+    expect(t.outcome.body?.equals(t.data.subarray(1_500, 5_001))).toBe(true);
+  });
+
+  it('asks another server for a chunk whose request timed out', async () => {
+    const t = setup({ hedging: false });
+    const [a, b] = t.servers;
+    const reading = t.read();
+    const lostOnA = t.sent.filter((s) => s.server === a).map((s) => s.packet.chunk);
+    const before = t.sent.length;
+    // a never answers; b answers at once. a's oldest request times out after its RTO (100 ms), the
+    // others after the doubled one (RFC 6298 5.5), all asked of b.
+    for (let i = 0; i < 100 && !t.outcome.settled; i++) {
+      await t.serve((s) => s.server === b);
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    await reading;
+    const retries = t.sent.slice(before);
+    expect(retries.map((s) => s.packet.chunk).sort()).toEqual(lostOnA.sort());
+    expect(retries.every((s) => s.server === b)).toBe(true);
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.fetcher.stats.retransmissions).toBe(lostOnA.length);
+  });
+
+  it('asks again, elsewhere, for a chunk that failed its MD5 or had the wrong length', async () => {
+    const t = setup();
+    const [a] = t.servers;
+    const reading = t.read();
+    const [first, second] = t.sent.filter((s) => s.server === a);
+    t.answer(first!, { md5: Buffer.alloc(16) });
+    t.answer(second!, { data: Buffer.alloc(10), md5: chunkDigest(Buffer.alloc(10)) });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.fetcher.stats.badChunks).toBe(2);
+    expect(t.unanswered().filter((s) => s.packet.chunk === first!.packet.chunk || s.packet.chunk === second!.packet.chunk).every((s) => s.server !== a)).toBe(true);
+    await t.serve();
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.pool.counters.dropped).toBe(0);
+  });
+
+  it('finishes from the honest server when the other only lies, and drops the liar', async () => {
+    const t = setup({ size: 20 * CHUNK });
+    const [liar] = t.servers;
+    const reading = t.read();
+    for (let round = 0; round < 50 && !t.outcome.settled; round++) {
+      for (const request of t.unanswered()) t.answer(request, request.server === liar ? { md5: Buffer.alloc(16) } : {});
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.pool.counters.dropped).toBe(1);
+    expect(t.fetcher.stats.badChunks).toBeGreaterThanOrEqual(3);
+    expect(t.fetcher.serversUsed).toEqual(new Set([t.servers[1]!.key]));
+  });
+
+  it('hedges the chunk the client waits for on another server when its server is slow', async () => {
+    const t = setup({ size: 40 * CHUNK, readAheadChunks: 8 }); // not the endgame: only that chunk
+    const [slow, fast] = t.servers;
+    const reading = t.read();
+    const stuck = t.sent.find((s) => s.server === slow && s.packet.chunk === 0)!;
+    await t.serve((s) => s.server === fast);
+    expect(t.outcome.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(10); // one tick, well before the slow server's RTO
+    const hedge = t.unanswered().find((s) => s.packet.chunk === 0 && s !== stuck);
+    expect(hedge?.server).toBe(fast);
+    expect(t.fetcher.stats).toMatchObject({ hedges: 1, retransmissions: 0 });
+    await t.serve((s) => s.server === fast);
+    // The first copy stays in flight: its late answer is the slow server's, and delivers nothing twice.
+    const slowAnswers = slow!.stats.answers;
+    expect(t.answer(stuck)).toBe(true);
+    expect(slow!.stats.answers).toBe(slowAnswers + 1);
+    // Each chunk of the silent server is hedged in turn as the client comes to wait for it.
+    for (let i = 0; i < 100 && !t.outcome.settled; i++) {
+      await t.serve((s) => s.server === fast);
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.fetcher.stats.hedges).toBeGreaterThan(5);
+  });
+
+  it('hedges every late chunk in the endgame, and never without a second server', async () => {
+    const t = setup({ size: 4 * CHUNK });
+    const reading = t.read();
+    const held = t.sent.filter((s) => s.packet.chunk === 1 || s.packet.chunk === 3);
+    await t.serve((s) => !held.includes(s));
+    await vi.advanceTimersByTimeAsync(10);
+    const hedges = t.unanswered().filter((s) => !held.includes(s));
+    expect(hedges.map((s) => s.packet.chunk).sort()).toEqual([1, 3]);
+    for (const hedge of hedges) expect(hedge.server).not.toBe(held.find((s) => s.packet.chunk === hedge.packet.chunk)!.server);
+    await t.serve();
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+
+    const single = setup({ servers: 1, size: 2 * CHUNK });
+    const alone = single.read();
+    await single.serve((s) => s.packet.chunk === 0);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(single.fetcher.stats.hedges).toBe(0);
+    await vi.advanceTimersByTimeAsync(100);
+    await single.serve();
+    await alone;
+    expect(single.outcome.body?.equals(single.data)).toBe(true);
+  });
+
+  it('keeps at most readAheadChunks ahead of the chunk being delivered', async () => {
+    const t = setup({ size: 20 * CHUNK, readAheadChunks: 4 });
+    const stream = t.fetcher.stream();
+    const first = stream.next();
+    expect(t.sent.map((s) => s.packet.chunk)).toEqual([0, 1, 2, 3]);
+    await t.serve();
+    expect((await first).value?.equals(t.data.subarray(0, CHUNK))).toBe(true);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(Math.max(...t.sent.map((s) => s.packet.chunk))).toBe(4);
+    await stream.return();
+  });
+
+  it('fails with GW_ERR_STALLED when the client has waited stallTimeoutMs for its next chunk', async () => {
+    const t = setup({ servers: 1, stallTimeoutMs: 1_000 });
+    const reading = t.read();
+    await vi.advanceTimersByTimeAsync(900);
+    expect(t.outcome.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    await reading;
+    expect(codeOf(t.outcome.error)).toBe('GW_ERR_STALLED');
+    expect(t.fetcher.stats.requests).toBe(t.sent.length);
+    await vi.advanceTimersByTimeAsync(10_000); // what was in flight runs out, and nothing more is sent
+    expect(t.tracker.inFlight).toBe(0);
+    expect(t.fetcher.stats.requests).toBe(t.sent.length);
+  });
+
+  it('does not count a slow client as a stall', async () => {
+    const t = setup({ servers: 1, stallTimeoutMs: 1_000, readAheadChunks: 2 });
+    const stream = t.fetcher.stream();
+    const first = stream.next();
+    await t.serve();
+    await first;
+    await vi.advanceTimersByTimeAsync(5_000); // the client takes its time
+    const rest: Buffer[] = [];
+    for (;;) {
+      const next = stream.next();
+      await t.serve();
+      const { done, value } = await next;
+      if (done) break;
+      rest.push(value);
+    }
+    expect(Buffer.concat(rest).equals(t.data.subarray(CHUNK))).toBe(true);
+  });
+
+  it('fails with GW_ERR_SOURCES_GONE at once when every server holding the file left for good', async () => {
+    const t = setup();
+    const reading = t.read();
+    t.pool.remove(t.servers[0]!, 'left', 'test');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.outcome.settled).toBe(false);
+    t.pool.remove(t.servers[1]!, 'dropped', 'test');
+    await vi.advanceTimersByTimeAsync(0);
+    await reading;
+    expect(codeOf(t.outcome.error)).toBe('GW_ERR_SOURCES_GONE');
+  });
+
+  it('waits for evicted servers to register again, and fails with GW_ERR_SOURCES_GONE if they do not', async () => {
+    const back = setup({ servers: 1 });
+    const reading = back.read();
+    back.pool.remove(back.servers[0]!, 'evicted', 'test');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(back.outcome.settled).toBe(false);
+    const before = back.sent.length;
+    const again = back.pool.admit('127.0.0.1', 9001, 's0')!;
+    await vi.advanceTimersByTimeAsync(20);
+    expect(back.sent.length).toBeGreaterThan(before);
+    expect(back.sent.slice(before).every((s) => s.server === again)).toBe(true);
+    await back.serve();
+    await reading;
+    expect(back.outcome.body?.equals(back.data)).toBe(true);
+
+    const gone = setup({ servers: 1, stallTimeoutMs: 1_000 });
+    const failing = gone.read();
+    gone.pool.remove(gone.servers[0]!, 'evicted', 'test');
+    await vi.advanceTimersByTimeAsync(1_100);
+    await failing;
+    expect(codeOf(gone.outcome.error)).toBe('GW_ERR_SOURCES_GONE');
+  });
+
+  it('believes "stale" from a server only the second time in a row', async () => {
+    const t = setup({ size: 12 * CHUNK });
+    const [a, b] = t.servers;
+    const reading = t.read();
+    const stale = (request: Sent): Packet => ({ type: 'error', requestId: request.packet.requestId, code: 'stale', message: 'changed' });
+    const onA = t.sent.filter((s) => s.server === a);
+    t.answer(onA[0]!, stale(onA[0]!)); // once (a corrupted request?): a stays
+    t.answer(onA[1]!);
+    t.answer(onA[2]!, stale(onA[2]!));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.fetcher.stats.requests).toBeGreaterThan(12);
+    t.answer(onA[3]!, stale(onA[3]!)); // twice in a row: a no longer holds the version
+    await vi.advanceTimersByTimeAsync(0);
+    const after = t.sent.length;
+    await t.serve((s) => s.server === b);
+    await vi.advanceTimersByTimeAsync(200);
+    await t.serve((s) => s.server === b);
+    await reading;
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.sent.slice(after).every((s) => s.server === b)).toBe(true);
+
+    const lone = setup({ servers: 1 });
+    const failing = lone.read();
+    for (let round = 0; round < 5 && !lone.outcome.settled; round++) {
+      for (const request of lone.unanswered()) lone.answer(request, stale(request));
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    await failing;
+    expect(codeOf(lone.outcome.error)).toBe('GW_ERR_FILE_CHANGED');
+  });
+});

@@ -1,0 +1,260 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createFileServer, versionOf, type FileServerInit } from '@httpgw/file-server';
+import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
+import { MTU_SAFE_CHUNK_SIZE, createFrameCodec, decode, encode, keyFromSecret, type FrameCodec, type Packet } from '@httpgw/protocol';
+import { createRequestIdSource } from '../packages/gateway/src/request-ids.js';
+import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
+import { LOOPBACK, logSink, rawPeer, udpTap, until, type RawPeer } from './security-support.js';
+
+const AMPLIFICATION_LIMIT = 3;
+
+let root: string;
+let files: Map<string, Buffer>;
+let removeRoot: () => Promise<void>;
+
+beforeAll(async () => {
+  const dir = await makeTempDir();
+  root = dir.path;
+  removeRoot = dir.remove;
+  files = await writeFiles(root, { 'x.bin': 64 * 1024, 'fast.bin': 4 * 1024 * 1024 + 3 });
+});
+afterAll(async () => removeRoot?.());
+
+async function gatewayFor(init: GatewayInit = {}): Promise<Gateway> {
+  const gateway = await createGateway({ address: LOOPBACK, httpPort: 0, udpPort: 0, ...init });
+  onTestFinished(() => gateway.stop());
+  return gateway;
+}
+
+async function serverFor(port: number, init: Partial<FileServerInit> = {}) {
+  const server = await createFileServer({ gateways: [{ host: LOOPBACK, port }], root, bindAddress: LOOPBACK, ...init });
+  onTestFinished(() => server.stop());
+  return server;
+}
+
+async function peer(): Promise<RawPeer> {
+  const created = await rawPeer();
+  onTestFinished(() => created.close());
+  return created;
+}
+
+/** Registers a raw socket as a file server, the way a real one does: hello, challenge, register. */
+async function registerRaw(gatewayPort: number, codec: FrameCodec = createFrameCodec()): Promise<RawPeer> {
+  const server = await peer();
+  const packetOf = (datagram: Buffer) => codec.decode(datagram, `${LOOPBACK}:${gatewayPort}`);
+  await server.send(codec.encode({ type: 'hello', name: 'raw' }), gatewayPort);
+  const challenge = packetOf((await server.waitFor()).data);
+  if (challenge.type !== 'challenge') throw new Error(`expected a challenge, got ${challenge.type}`);
+  const mark = server.received.length;
+  await server.send(codec.encode({ type: 'register', name: 'raw', cookie: challenge.cookie }), gatewayPort);
+  expect(packetOf((await server.waitFor(() => true, mark)).data).type).toBe('registered');
+  return server;
+}
+
+describe('no reflection, no amplification', () => {
+  /** Every probe a stranger could send: registration steps, answers, requests, and junk. */
+  function probes(codec: FrameCodec): Array<[string, Buffer]> {
+    const hello = codec.encode({ type: 'hello', name: '' });
+    return [
+      ['the smallest hello', hello],
+      ['a hello with a long name', codec.encode({ type: 'hello', name: 'n'.repeat(128) })],
+      ['a heartbeat from a stranger', codec.encode({ type: 'heartbeat' })],
+      ['a leave', codec.encode({ type: 'leave' })],
+      ['a register with a made-up cookie', codec.encode({ type: 'register', name: 'x', cookie: randomBytes(16) })],
+      ['a meta request', codec.encode({ type: 'meta-request', requestId: 1, path: 'x.bin' })],
+      ['a chunk request', codec.encode({ type: 'chunk-request', requestId: 1, path: 'x.bin', version: 'v', chunk: 0, chunkSize: 65_000 })],
+      ['a list request', codec.encode({ type: 'list-request', requestId: 1, path: '', cursor: 0 })],
+      ['an answer nobody asked for', codec.encode({ type: 'chunk', requestId: 7, chunk: 0, hasNext: false, md5: randomBytes(16), data: randomBytes(100) })],
+      ['a challenge', codec.encode({ type: 'challenge', cookie: randomBytes(16) })],
+      ['a bare frame header', Buffer.from([0x48, 0x47, 0x01, 0x00])],
+      ['one byte', Buffer.from([0])],
+      ['random bytes', randomBytes(1_400)],
+      ['a hello cut short', hello.subarray(0, hello.length - 2)],
+    ];
+  }
+
+  for (const secret of [false, true]) {
+    it(`answers no stranger with more than ${AMPLIFICATION_LIMIT}× what it sent (${secret ? 'with' : 'without'} a secret)`, async () => {
+      const key = secret ? keyFromSecret(randomBytes(32)) : undefined;
+      const gateway = await gatewayFor({ key });
+      const stranger = await peer();
+      let totalIn = 0;
+      let totalOut = 0;
+      // A fresh codec per probe: with a secret, each is a genuinely signed, never-seen frame.
+      for (const [what, probe] of probes(createFrameCodec({ key }))) {
+        const before = gateway.stats().udp;
+        const received = stranger.received.length;
+        await stranger.send(probe, gateway.udpAddress.port);
+        await until(() => gateway.stats().udp.datagramsIn === before.datagramsIn + 1, 5_000, what);
+        const after = gateway.stats().udp;
+        const answered = after.bytesOut - before.bytesOut;
+        expect(answered, what).toBeLessThanOrEqual(AMPLIFICATION_LIMIT * probe.length);
+        // The counters tell the truth: what was counted is what arrived.
+        await until(() => stranger.received.length === received + (after.datagramsOut - before.datagramsOut), 5_000, `answers to ${what}`);
+        totalIn += probe.length;
+        totalOut += answered;
+      }
+      expect(totalOut).toBeLessThanOrEqual(totalIn);
+      expect(gateway.pool.size).toBe(0);
+    });
+  }
+
+  it('admits a server only once it echoes the cookie sent to its own address', async () => {
+    const gateway = await gatewayFor();
+    const port = gateway.udpAddress.port;
+    const claimant = await peer();
+    const thief = await peer();
+    // A register with a cookie of its own invention: ignored.
+    await claimant.send(encode({ type: 'register', name: 'x', cookie: randomBytes(16) }), port);
+    // A real cookie, echoed from another address (as a spoofer that sniffed it would): ignored.
+    await claimant.send(encode({ type: 'hello', name: 'x' }), port);
+    const challenge = decode((await claimant.waitFor()).data);
+    if (challenge.type !== 'challenge') throw new Error('expected a challenge');
+    await thief.send(encode({ type: 'register', name: 'x', cookie: challenge.cookie }), port);
+    await until(() => gateway.stats().udp.datagramsIn === 3, 5_000, 'three datagrams');
+    expect(gateway.pool.size).toBe(0);
+    expect(gateway.stats().udp.datagramsOut).toBe(1); // the challenge, to the claimant only
+    expect(thief.received).toHaveLength(0);
+    // The same cookie from the address it was sent to: admitted.
+    await claimant.send(encode({ type: 'register', name: 'x', cookie: challenge.cookie }), port);
+    expect(decode((await claimant.waitFor(() => true, 1)).data)).toEqual({ type: 'registered', heartbeatMs: gateway.pool.heartbeatMs });
+    expect(gateway.pool.size).toBe(1);
+  });
+
+  it('a file server answers nobody but the gateways it registered with', async () => {
+    const cluster = await startCluster({ root, servers: 1 });
+    onTestFinished(() => cluster.stop());
+    const [server] = cluster.servers;
+    const stranger = await peer();
+    const version = versionOf(await stat(join(root, 'x.bin')));
+    const asks: Packet[] = [
+      { type: 'meta-request', requestId: 1, path: 'x.bin' },
+      { type: 'chunk-request', requestId: 2, path: 'x.bin', version, chunk: 0, chunkSize: 65_000 },
+      { type: 'list-request', requestId: 3, path: '', cursor: 0 },
+      { type: 'hello', name: 'x' },
+      { type: 'challenge', cookie: randomBytes(16) },
+      { type: 'registered', heartbeatMs: 1_000 },
+      { type: 'heartbeat-ack', known: false },
+    ];
+    const before = server!.stats.fromStrangers;
+    for (const packet of asks) await stranger.send(encode(packet), server!.address.port);
+    await stranger.send(randomBytes(64), server!.address.port);
+    await until(() => server!.stats.fromStrangers === before + asks.length + 1, 5_000, 'every datagram seen');
+    // Sent synchronously if at all: a short grace covers the loopback.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stranger.received).toHaveLength(0);
+    // And the registration is untouched by the fake challenge and the fake "registered".
+    const response = await fetch(cluster.url('x.bin'));
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(files.get('x.bin')!));
+  });
+});
+
+describe('no spoofing', () => {
+  it('discards a chunk answer from anyone but the server asked, and the download stays intact', async () => {
+    const chunkSize = 4_096;
+    const gateway = await gatewayFor({ chunkSize, hedging: false });
+    const data = files.get('x.bin')!;
+    const server = await registerRaw(gateway.udpAddress.port);
+    const forger = await peer();
+    const requestIds: number[] = [];
+    server.socket.on('message', (datagram) => {
+      const packet = decode(datagram);
+      const reply = (answer: Packet) => server.socket.send(encode(answer), gateway.udpAddress.port, LOOPBACK);
+      if (packet.type === 'meta-request') reply({ type: 'meta', requestId: packet.requestId, kind: 'file', size: data.length, mtimeMs: 1, version: 'v1' });
+      if (packet.type !== 'chunk-request') return;
+      requestIds.push(packet.requestId);
+      const real = data.subarray(packet.chunk * chunkSize, (packet.chunk + 1) * chunkSize);
+      const fake = randomBytes(real.length);
+      const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest();
+      const hasNext = (packet.chunk + 1) * chunkSize < data.length;
+      // The forger knows the request id (the worst case) and is first; the server answers after it.
+      forger.socket.send(encode({ type: 'chunk', requestId: packet.requestId, chunk: packet.chunk, hasNext, md5: md5(fake), data: fake }), gateway.udpAddress.port, LOOPBACK, () =>
+        reply({ type: 'chunk', requestId: packet.requestId, chunk: packet.chunk, hasNext, md5: md5(real), data: real }),
+      );
+    });
+    const response = await fetch(`http://${LOOPBACK}:${gateway.httpAddress.port}/x.bin`);
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(data));
+    const chunks = data.length / chunkSize;
+    expect(requestIds.length).toBeGreaterThanOrEqual(chunks);
+    // Every chunk's accepted answer was preceded by a forgery while its request was pending; a
+    // request retransmitted under load may see its forgery arrive late instead (counted as late).
+    expect(gateway.stats().requests.spoofed).toBeGreaterThanOrEqual(chunks);
+    expect(gateway.stats().requests.spoofed).toBeLessThanOrEqual(requestIds.length);
+    expect(gateway.stats().transfers.badChunks).toBe(0);
+    // The ids a server sees give nothing away: all distinct, no steps in common.
+    expect(new Set(requestIds).size).toBe(requestIds.length);
+    const steps = new Set(requestIds.slice(1).map((id, i) => id - requestIds[i]!));
+    expect(steps.size).toBe(requestIds.length - 1);
+  });
+
+  it('draws request ids from 48 random bits', () => {
+    const next = createRequestIdSource();
+    const ids = Array.from({ length: 50_000 }, next);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (let bit = 0; bit < 48; bit++) {
+      const ones = ids.filter((id) => Math.floor(id / 2 ** bit) % 2 === 1).length;
+      expect(ones / ids.length, `bit ${bit}`).toBeGreaterThan(0.48);
+      expect(ones / ids.length, `bit ${bit}`).toBeLessThan(0.52);
+    }
+    expect(Math.max(...ids)).toBeLessThan(2 ** 48);
+  });
+});
+
+describe('registration and datagram limits', () => {
+  it('refuses servers beyond --max-servers, with a log line', async () => {
+    const log = logSink('httpgw');
+    const gateway = await gatewayFor({ pool: { maxServers: 1 }, logger: log.logger });
+    await (await serverFor(gateway.udpAddress.port)).whenRegistered();
+    await serverFor(gateway.udpAddress.port);
+    await log.waitFor(/WARN .*pool full: registration refused .*max=1/);
+    expect(gateway.pool.size).toBe(1);
+  });
+
+  it('drops datagrams beyond the per-source rate at the gateway, counts them and logs once', async () => {
+    const log = logSink('httpgw');
+    const rate = 50;
+    const gateway = await gatewayFor({ maxDatagramRate: rate, logger: log.logger });
+    const flooder = await peer();
+    const hello = encode({ type: 'hello', name: 'flood' });
+    const started = performance.now();
+    for (let i = 0; i < 500; i++) flooder.socket.send(hello, gateway.udpAddress.port, LOOPBACK);
+    await until(() => gateway.stats().udp.datagramsIn === 500, 5_000, 'the flood');
+    const allowed = rate + (rate * (performance.now() - started)) / 1000;
+    expect(gateway.stats().udp.rateLimited).toBeGreaterThanOrEqual(500 - Math.ceil(allowed));
+    expect(gateway.stats().udp.datagramsOut).toBeLessThanOrEqual(Math.ceil(allowed));
+    expect(log.lines.filter((line) => line.includes('datagram rate limit hit'))).toHaveLength(1);
+    expect(log.lines.join('')).toMatch(/WARN .*datagram rate limit hit: dropping .*limit=50/);
+    // Another source is untouched.
+    const other = await peer();
+    await other.send(hello, gateway.udpAddress.port);
+    expect(decode((await other.waitFor()).data).type).toBe('challenge');
+  });
+
+  it('drops datagrams beyond the per-source rate at the file server too', async () => {
+    const log = logSink('fastfilesrv');
+    const gateway = await gatewayFor();
+    const tap = await udpTap(gateway.udpAddress.port);
+    onTestFinished(() => tap.close());
+    const server = await serverFor(tap.front.port, { maxDatagramRate: 50, logger: log.logger });
+    await server.whenRegistered();
+    tap.setForwarding(false);
+    // tap.front is the gateway's address as the file server knows it.
+    for (let i = 0; i < 500; i++) tap.front.socket.send(encode({ type: 'meta-request', requestId: i, path: 'x.bin' }), server.address.port, LOOPBACK);
+    // 500 in a few ms against a burst of 50 and 50 a second: well over 400 dropped.
+    await until(() => server.stats.rateLimited >= 400, 5_000, 'the flood dropped');
+    await log.waitFor(/WARN .*datagram rate limit hit: dropping .*limit=50/);
+  });
+
+  it('never throttles a fast legitimate transfer at the default rate', async () => {
+    const cluster = await startCluster({ root, servers: 3, gateway: { chunkSize: MTU_SAFE_CHUNK_SIZE } });
+    onTestFinished(() => cluster.stop());
+    const response = await fetch(cluster.url('fast.bin'));
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(files.get('fast.bin')!));
+    expect(cluster.gateway.stats().udp.datagramsIn).toBeGreaterThan(3_000);
+    expect(cluster.gateway.stats().udp.rateLimited).toBe(0);
+    for (const server of cluster.servers) expect(server.stats.rateLimited).toBe(0);
+  });
+});
