@@ -2,12 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createFileServer, type FileServerInit } from '@httpgw/file-server';
-import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
 import { createFrameCodec, decodeFrame, keyFromSecret, type Packet } from '@httpgw/protocol';
 import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
 import { startProcess } from './support/processes.js';
-import { LOOPBACK, logSink, rawPeer, udpTap, until, type RawPeer } from './security-support.js';
+import { LOOPBACK, gatewayFor, logSink, peer, serverFor, udpTap, until, type RawPeer } from './security-support.js';
 
 const key = keyFromSecret(randomBytes(32));
 const otherKey = keyFromSecret(randomBytes(32));
@@ -25,23 +23,6 @@ beforeAll(async () => {
 });
 afterAll(async () => removeRoot?.());
 
-async function gatewayFor(init: GatewayInit = {}): Promise<Gateway> {
-  const gateway = await createGateway({ address: LOOPBACK, httpPort: 0, udpPort: 0, ...init });
-  onTestFinished(() => gateway.stop());
-  return gateway;
-}
-
-async function serverFor(port: number, init: Partial<FileServerInit> = {}) {
-  const server = await createFileServer({ gateways: [{ host: LOOPBACK, port }], root, bindAddress: LOOPBACK, ...init });
-  onTestFinished(() => server.stop());
-  return server;
-}
-
-async function peer(): Promise<RawPeer> {
-  const created = await rawPeer();
-  onTestFinished(() => created.close());
-  return created;
-}
 
 function typeOf(datagram: Buffer): Packet['type'] {
   return decodeFrame(datagram, keys).packet.type;
@@ -87,8 +68,8 @@ describe('with a shared secret', () => {
   it('a server with a wrong secret or none is never admitted, and never answered', async () => {
     const log = logSink('httpgw');
     const gateway = await gatewayFor({ key, logger: log.logger });
-    await serverFor(gateway.udpAddress.port, { key: otherKey });
-    await serverFor(gateway.udpAddress.port);
+    await serverFor(root, gateway.udpAddress.port, { key: otherKey });
+    await serverFor(root, gateway.udpAddress.port);
     // Each server retries its hello (200 ms, then 400 ms…): wait for a few refusals from both.
     await until(() => gateway.stats().udp.refused >= 6, 5_000, 'refusals');
     expect(gateway.pool.size).toBe(0);
@@ -99,7 +80,7 @@ describe('with a shared secret', () => {
 
   it('a gateway without a secret never admits a server that signs', async () => {
     const gateway = await gatewayFor();
-    const server = await serverFor(gateway.udpAddress.port, { key });
+    const server = await serverFor(root, gateway.udpAddress.port, { key });
     await until(() => gateway.stats().udp.refused >= 3, 5_000, 'refusals');
     expect(gateway.pool.size).toBe(0);
     expect(gateway.stats().udp.datagramsOut).toBe(0);
@@ -122,7 +103,7 @@ describe('replayed datagrams', () => {
     const gateway = await gatewayFor({ key });
     const tap = await udpTap(gateway.udpAddress.port);
     onTestFinished(() => tap.close());
-    const server = await serverFor(tap.front.port, { key });
+    const server = await serverFor(root, tap.front.port, { key });
     await server.whenRegistered();
     // Capture a full registration and one heartbeat with its ack, then cut the wire.
     await until(() => tap.records.some((record) => record.direction === 'fromTarget' && typeOf(record.data) === 'heartbeat-ack'), 5_000, 'a heartbeat ack');
@@ -145,7 +126,7 @@ describe('replayed datagrams', () => {
     const gateway = await gatewayFor({ key });
     const tap = await udpTap(gateway.udpAddress.port);
     onTestFinished(() => tap.close());
-    const server = await serverFor(tap.front.port, { key });
+    const server = await serverFor(root, tap.front.port, { key });
     await server.whenRegistered();
     await gateway.waitForServers(1);
     const response = await fetch(`http://${LOOPBACK}:${gateway.httpAddress.port}/a.bin`);

@@ -4,6 +4,9 @@
  * lines a test can read.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { onTestFinished } from 'vitest';
+import { createFileServer, type FileServer, type FileServerInit } from '@httpgw/file-server';
+import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
 import { createLogger, type Logger } from '@httpgw/protocol';
 
 export const LOOPBACK = '127.0.0.1';
@@ -168,4 +171,25 @@ export async function until(condition: () => boolean, timeoutMs = 5_000, what = 
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
+}
+
+/** A gateway on 127.0.0.1 (ports chosen by the kernel), stopped when the test ends. */
+export async function gatewayFor(init: GatewayInit = {}): Promise<Gateway> {
+  const gateway = await createGateway({ address: LOOPBACK, httpPort: 0, udpPort: 0, ...init });
+  onTestFinished(() => gateway.stop());
+  return gateway;
+}
+
+/** A file server serving `root` to the gateway on UDP `port`, stopped when the test ends. */
+export async function serverFor(root: string, port: number, init: Partial<FileServerInit> = {}): Promise<FileServer> {
+  const server = await createFileServer({ gateways: [{ host: LOOPBACK, port }], root, bindAddress: LOOPBACK, ...init });
+  onTestFinished(() => server.stop());
+  return server;
+}
+
+/** A raw UDP peer, closed when the test ends. */
+export async function peer(): Promise<RawPeer> {
+  const created = await rawPeer();
+  onTestFinished(() => created.close());
+  return created;
 }

@@ -2,12 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createFileServer, versionOf, type FileServerInit } from '@httpgw/file-server';
-import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
+import { versionOf } from '@httpgw/file-server';
 import { MTU_SAFE_CHUNK_SIZE, createFrameCodec, decode, encode, keyFromSecret, type FrameCodec, type Packet } from '@httpgw/protocol';
 import { createRequestIdSource } from '../packages/gateway/src/request-ids.js';
 import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
-import { LOOPBACK, logSink, rawPeer, udpTap, until, type RawPeer } from './security-support.js';
+import { LOOPBACK, gatewayFor, logSink, peer, serverFor, udpTap, until, type RawPeer } from './security-support.js';
 
 const AMPLIFICATION_LIMIT = 3;
 
@@ -23,23 +22,6 @@ beforeAll(async () => {
 });
 afterAll(async () => removeRoot?.());
 
-async function gatewayFor(init: GatewayInit = {}): Promise<Gateway> {
-  const gateway = await createGateway({ address: LOOPBACK, httpPort: 0, udpPort: 0, ...init });
-  onTestFinished(() => gateway.stop());
-  return gateway;
-}
-
-async function serverFor(port: number, init: Partial<FileServerInit> = {}) {
-  const server = await createFileServer({ gateways: [{ host: LOOPBACK, port }], root, bindAddress: LOOPBACK, ...init });
-  onTestFinished(() => server.stop());
-  return server;
-}
-
-async function peer(): Promise<RawPeer> {
-  const created = await rawPeer();
-  onTestFinished(() => created.close());
-  return created;
-}
 
 /** Registers a raw socket as a file server, the way a real one does: hello, challenge, register. */
 async function registerRaw(gatewayPort: number, codec: FrameCodec = createFrameCodec()): Promise<RawPeer> {
@@ -207,8 +189,8 @@ describe('registration and datagram limits', () => {
   it('refuses servers beyond --max-servers, with a log line', async () => {
     const log = logSink('httpgw');
     const gateway = await gatewayFor({ pool: { maxServers: 1 }, logger: log.logger });
-    await (await serverFor(gateway.udpAddress.port)).whenRegistered();
-    await serverFor(gateway.udpAddress.port);
+    await (await serverFor(root, gateway.udpAddress.port)).whenRegistered();
+    await serverFor(root, gateway.udpAddress.port);
     await log.waitFor(/WARN .*pool full: registration refused .*max=1/);
     expect(gateway.pool.size).toBe(1);
   });
@@ -238,7 +220,7 @@ describe('registration and datagram limits', () => {
     const gateway = await gatewayFor();
     const tap = await udpTap(gateway.udpAddress.port);
     onTestFinished(() => tap.close());
-    const server = await serverFor(tap.front.port, { maxDatagramRate: 50, logger: log.logger });
+    const server = await serverFor(root, tap.front.port, { maxDatagramRate: 50, logger: log.logger });
     await server.whenRegistered();
     tap.setForwarding(false);
     // tap.front is the gateway's address as the file server knows it.
