@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, runCommand } from './proc.js';
-import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions } from './types.js';
+import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions, HttpgwStartHooks } from './types.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 
@@ -59,15 +59,15 @@ export async function createHttpgwLauncher(filesDir: string): Promise<HttpgwSetu
   const extraArgs = unavailable === undefined ? await limitArgs() : [];
   const launcher: HttpgwLauncher = {
     unavailable,
-    start: async (options: HttpgwOptions): Promise<HttpgwInstance> => {
+    start: async (options: HttpgwOptions, hooks?: HttpgwStartHooks): Promise<HttpgwInstance> => {
       if (unavailable !== undefined) throw new Error(unavailable);
-      return startHttpgw(filesDir, options, extraArgs);
+      return startHttpgw(filesDir, options, extraArgs, hooks);
     },
   };
   return { launcher, extraArgs };
 }
 
-async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: readonly string[]): Promise<HttpgwInstance> {
+async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: readonly string[], hooks: HttpgwStartHooks = {}): Promise<HttpgwInstance> {
   // Port 0 for both: the gateway prints the ports it got.
   const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs];
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
@@ -82,9 +82,10 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     const m = await gateway.waitForLine(LISTENING, START_TIMEOUT_MS);
     const httpPort = Number(m[2]);
     const gwUdpPort = Number(m[4]);
+    const serverTarget = hooks.serverTarget ? await hooks.serverTarget(gwUdpPort) : gwUdpPort;
     for (let i = 0; i < options.servers; i++) {
       servers.push(
-        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(gwUdpPort), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
+        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(serverTarget), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
           cwd: REPO_ROOT,
         }),
       );

@@ -31,10 +31,18 @@ export interface HttpgwInstance {
   stop(): Promise<void>;
 }
 
+export interface HttpgwStartHooks {
+  /**
+   * Given the gateway's UDP port, returns the port the file servers should register with
+   * instead (e.g. a fault-injecting relay in front of the gateway).
+   */
+  serverTarget?(gatewayUdpPort: number): Promise<number>;
+}
+
 export interface HttpgwLauncher {
   /** Why httpgw cannot run, or undefined when it can. */
   readonly unavailable: string | undefined;
-  start(options: HttpgwOptions): Promise<HttpgwInstance>;
+  start(options: HttpgwOptions, hooks?: HttpgwStartHooks): Promise<HttpgwInstance>;
 }
 
 export interface Peers {

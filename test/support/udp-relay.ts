@@ -27,7 +27,11 @@ export interface UdpRelayInit {
   fromTarget?: ImpairmentInit;
 }
 export interface RelayCounters {
+  /** Datagrams and bytes that arrived in this direction, before any impairment. */
+  received: number;
+  receivedBytes: number;
   forwarded: number;
+  forwardedBytes: number;
   dropped: number;
   duplicated: number;
   reordered: number;
@@ -79,7 +83,7 @@ interface Lane {
   readonly counters: RelayCounters;
 }
 const newCounters = (): RelayCounters => ({
-  forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0, delayed: 0, blackholed: 0, silenced: 0,
+  received: 0, receivedBytes: 0, forwarded: 0, forwardedBytes: 0, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0, delayed: 0, blackholed: 0, silenced: 0,
 });
 
 function isLost(lane: Lane): boolean {
@@ -127,6 +131,7 @@ export async function createUdpRelay(init: UdpRelayInit): Promise<UdpRelay> {
   function send(socket: Socket, data: Buffer, to: Endpoint, counters: RelayCounters): void {
     if (closed) return;
     counters.forwarded++;
+    counters.forwardedBytes += data.length;
     try {
       socket.send(data, to.port, to.address, () => {});
     } catch {
@@ -137,6 +142,8 @@ export async function createUdpRelay(init: UdpRelayInit): Promise<UdpRelay> {
   /** Apply one direction's impairments to a datagram, then deliver it (0, 1 or 2 times). */
   function relay(lane: Lane, clientPort: number, data: Buffer, deliver: (data: Buffer) => void): void {
     const { counters, impairment: imp, random } = lane;
+    counters.received++;
+    counters.receivedBytes += data.length;
     if (performance.now() < blackoutUntil) return void counters.blackholed++;
     if (silenced.has(clientPort)) return void counters.silenced++;
     if (isLost(lane)) return void counters.dropped++;
