@@ -1,7 +1,7 @@
 /**
  * Starts httpgw (the gateway) and N fastfilesrv file servers from the built packages:
- *   node packages/gateway/bin/httpgw.js 127.0.0.1 0 --udp-port 0 [--chunk-size B] [--window N]
- *   node packages/file-server/bin/fastfilesrv.js 127.0.0.1 UDPPORT --root DIR --bind 127.0.0.1
+ *   node --single-threaded-gc packages/gateway/bin/httpgw.js 127.0.0.1 0 --udp-port 0 [--chunk-size B] [--window N]
+ *   node --single-threaded-gc packages/file-server/bin/fastfilesrv.js 127.0.0.1 UDPPORT --root DIR --bind 127.0.0.1
  * and waits for "listening http=127.0.0.1:PORT udp=..." and "registered with gateway".
  */
 import { existsSync } from 'node:fs';
@@ -14,6 +14,8 @@ export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '
 
 const GATEWAY_BIN = join(REPO_ROOT, 'packages/gateway/bin/httpgw.js');
 const SERVER_BIN = join(REPO_ROOT, 'packages/file-server/bin/fastfilesrv.js');
+/** What the bins' shebang lines pass to node (see packages/gateway/bin/httpgw.js). */
+const NODE_FLAGS = ['--single-threaded-gc'];
 const REQUIRED = ['packages/gateway/dist/cli.js', 'packages/file-server/dist/cli.js', 'packages/gateway/bin/httpgw.js', 'packages/file-server/bin/fastfilesrv.js'];
 
 const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
@@ -69,7 +71,7 @@ export async function createHttpgwLauncher(filesDir: string): Promise<HttpgwSetu
 
 async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: readonly string[], hooks: HttpgwStartHooks = {}): Promise<HttpgwInstance> {
   // Port 0 for both: the gateway prints the ports it got.
-  const args = [GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs];
+  const args = [...NODE_FLAGS, GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs];
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
   if (options.window !== undefined) args.push('--window', String(options.window));
   const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
@@ -85,7 +87,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     const serverTarget = hooks.serverTarget ? await hooks.serverTarget(gwUdpPort) : gwUdpPort;
     for (let i = 0; i < options.servers; i++) {
       servers.push(
-        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [SERVER_BIN, '127.0.0.1', String(serverTarget), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
+        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [...NODE_FLAGS, SERVER_BIN, '127.0.0.1', String(serverTarget), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
           cwd: REPO_ROOT,
         }),
       );

@@ -12,7 +12,7 @@ const fileServerBin = `${repo}packages/file-server/bin/fastfilesrv.js`;
 const children: ChildProcess[] = [];
 
 function start(label: string, bin: string, args: string[], onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: repo, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawn(process.execPath, ['--single-threaded-gc', bin, ...args], { cwd: repo, stdio: ['ignore', 'inherit', 'pipe'] });
   children.push(child);
   let pending = '';
   child.stderr?.on('data', (data: Buffer) => {

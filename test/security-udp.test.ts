@@ -142,20 +142,27 @@ describe('no spoofing', () => {
     const server = await registerRaw(gateway.udpAddress.port);
     const forger = await peer();
     const requestIds: number[] = [];
+    /** The first id of each request: a run of `count` chunks takes the ids after it. */
+    const firstIds: number[] = [];
     server.socket.on('message', (datagram) => {
       const packet = decode(datagram);
       const reply = (answer: Packet) => server.socket.send(encode(answer), gateway.udpAddress.port, LOOPBACK);
       if (packet.type === 'meta-request') reply({ type: 'meta', requestId: packet.requestId, kind: 'file', size: data.length, mtimeMs: 1, version: 'v1' });
       if (packet.type !== 'chunk-request') return;
-      requestIds.push(packet.requestId);
-      const real = data.subarray(packet.chunk * chunkSize, (packet.chunk + 1) * chunkSize);
-      const fake = randomBytes(real.length);
-      const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest();
-      const hasNext = (packet.chunk + 1) * chunkSize < data.length;
-      // The forger knows the request id (the worst case) and is first; the server answers after it.
-      forger.socket.send(encode({ type: 'chunk', requestId: packet.requestId, chunk: packet.chunk, hasNext, md5: md5(fake), data: fake }), gateway.udpAddress.port, LOOPBACK, () =>
-        reply({ type: 'chunk', requestId: packet.requestId, chunk: packet.chunk, hasNext, md5: md5(real), data: real }),
-      );
+      firstIds.push(packet.requestId);
+      for (let i = 0; i < (packet.count ?? 1); i++) {
+        const requestId = packet.requestId + i;
+        const chunk = packet.chunk + i;
+        requestIds.push(requestId);
+        const real = data.subarray(chunk * chunkSize, (chunk + 1) * chunkSize);
+        const fake = randomBytes(real.length);
+        const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest();
+        const hasNext = (chunk + 1) * chunkSize < data.length;
+        // The forger knows the request id (the worst case) and is first; the server answers after it.
+        forger.socket.send(encode({ type: 'chunk', requestId, chunk, hasNext, md5: md5(fake), data: fake }), gateway.udpAddress.port, LOOPBACK, () =>
+          reply({ type: 'chunk', requestId, chunk, hasNext, md5: md5(real), data: real }),
+        );
+      }
     });
     const response = await fetch(`http://${LOOPBACK}:${gateway.httpAddress.port}/x.bin`);
     expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(data));
@@ -166,10 +173,11 @@ describe('no spoofing', () => {
     expect(gateway.stats().requests.spoofed).toBeGreaterThanOrEqual(chunks);
     expect(gateway.stats().requests.spoofed).toBeLessThanOrEqual(requestIds.length);
     expect(gateway.stats().transfers.badChunks).toBe(0);
-    // The ids a server sees give nothing away: all distinct, no steps in common.
+    // The ids a server sees give nothing away: all distinct, and each request's first id has no
+    // step in common with the one before.
     expect(new Set(requestIds).size).toBe(requestIds.length);
-    const steps = new Set(requestIds.slice(1).map((id, i) => id - requestIds[i]!));
-    expect(steps.size).toBe(requestIds.length - 1);
+    const steps = new Set(firstIds.slice(1).map((id, i) => id - firstIds[i]!));
+    expect(steps.size).toBe(firstIds.length - 1);
   });
 
   it('draws request ids from 48 random bits', () => {

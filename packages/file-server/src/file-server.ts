@@ -115,10 +115,19 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     send({ type: 'meta', requestId: request.requestId, ...meta }, link.address, link.port);
   };
 
-  const serveChunk = async (link: GatewayLink, request: ChunkRequestPacket) => {
-    const { data, hasNext, md5 } = await store.readChunk(request.path, request.version, request.chunk, request.chunkSize);
-    stats.bytesSent += send({ type: 'chunk', requestId: request.requestId, chunk: request.chunk, hasNext, md5, data }, link.address, link.port);
-    stats.chunksSent++;
+  /** One answer per chunk asked for, in order: the chunk, or an error under that chunk's request id. */
+  const serveChunks = async (link: GatewayLink, request: ChunkRequestPacket) => {
+    const count = request.count ?? 1;
+    for (let i = 0; i < count; i++) {
+      const requestId = request.requestId + i;
+      try {
+        const { data, hasNext, md5 } = await store.readChunk(request.path, request.version, request.chunk + i, request.chunkSize);
+        stats.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext, md5, data }, link.address, link.port);
+        stats.chunksSent++;
+      } catch (error) {
+        replyFailure(link, requestId, request.path, error);
+      }
+    }
   };
 
   const serveList = async (link: GatewayLink, request: ListRequestPacket) => {
@@ -126,23 +135,28 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     send({ type: 'list', requestId: request.requestId, entries: page.entries, next: page.next }, link.address, link.port);
   };
 
+  const replyFailure = (link: GatewayLink, requestId: number, path: string, error: unknown) => {
+    const [code, message] = describeFailure(error);
+    if (code === 'io') logger.warn('read failed', { path, error: message });
+    replyError(link, requestId, code, message);
+  };
+
   const serve = async (link: GatewayLink, request: MetaRequestPacket | ChunkRequestPacket | ListRequestPacket) => {
-    if (readsInProgress >= maxConcurrentReads) {
+    const reads = request.type === 'chunk-request' ? (request.count ?? 1) : 1;
+    if (readsInProgress + reads > maxConcurrentReads) {
       stats.busy++;
-      replyError(link, request.requestId, 'busy', 'too many reads in progress');
+      for (let i = 0; i < reads; i++) replyError(link, request.requestId + i, 'busy', 'too many reads in progress');
       return;
     }
-    readsInProgress++;
+    readsInProgress += reads;
     try {
       if (request.type === 'meta-request') await serveMeta(link, request);
-      else if (request.type === 'chunk-request') await serveChunk(link, request);
+      else if (request.type === 'chunk-request') await serveChunks(link, request);
       else await serveList(link, request);
     } catch (error) {
-      const [code, message] = describeFailure(error);
-      if (code === 'io') logger.warn('read failed', { path: request.path, error: message });
-      replyError(link, request.requestId, code, message);
+      replyFailure(link, request.requestId, request.path, error);
     } finally {
-      readsInProgress--;
+      readsInProgress -= reads;
     }
   };
 

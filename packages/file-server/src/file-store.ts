@@ -1,4 +1,4 @@
-import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
+import { constants as fsConstants, readSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import { MAX_LIST_ENTRIES, chunkDigest, normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
@@ -129,7 +129,9 @@ export class FileStore {
     const data = Buffer.allocUnsafe(Math.min(chunkSize, size - offset));
     let filled = 0;
     while (filled < data.length) {
-      const { bytesRead } = await file.handle.read(data, filled, data.length - filled, offset + filled);
+      // A blocking pread, as nginx does without `aio threads`: from the page cache it costs a copy,
+      // while a threadpool read costs two cross-thread wake-ups and answers out of order.
+      const bytesRead = readSync(file.handle.fd, data, filled, data.length - filled, offset + filled);
       if (bytesRead === 0) throw new StaleVersionError(`${path} shrank while being read`);
       filled += bytesRead;
     }

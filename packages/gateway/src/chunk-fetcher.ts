@@ -1,7 +1,7 @@
-import { chunkDigestMatches, silentLogger, type Logger, type Packet } from '@httpgw/protocol';
+import { MAX_CHUNKS_PER_REQUEST, chunkDigestMatches, silentLogger, type Logger, type Packet } from '@httpgw/protocol';
 import { GatewayError } from './errors.js';
 import type { FileVersion } from './file-lookup.js';
-import type { RequestTracker } from './request-tracker.js';
+import type { RequestHandlers, RequestTracker } from './request-tracker.js';
 import type { PoolServer, ServerPool } from './server-pool.js';
 
 export interface ChunkFetcherInit {
@@ -188,24 +188,46 @@ export class ChunkFetcher {
     return false;
   }
 
-  /** Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first), then new chunks. */
+  /** Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first, one per request), then runs of new chunks. */
   private pump(): void {
     if (this.finished || this.failure) return;
     for (;;) {
-      const retryChunk = this.retryOrder[0];
-      const chunk = retryChunk ?? (this.nextNew <= this.lastChunk && this.nextNew < this.nextToDeliver + this.init.readAheadChunks ? this.nextNew : undefined);
-      if (chunk === undefined) return;
-      const server = this.pickServer(retryChunk === undefined ? undefined : this.retry.get(retryChunk));
+      const chunk = this.retryOrder[0];
+      if (chunk === undefined) break;
+      const server = this.pickServer(this.retry.get(chunk));
       if (!server) return;
-      if (retryChunk !== undefined) {
-        this.retryOrder.shift();
-        this.retry.delete(retryChunk);
-        this.stats.retransmissions++;
-      } else {
-        this.nextNew++;
-      }
-      this.request(chunk, server);
+      this.retryOrder.shift();
+      this.retry.delete(chunk);
+      this.stats.retransmissions++;
+      this.request(chunk, 1, server);
     }
+    for (;;) {
+      const end = Math.min(this.lastChunk + 1, this.nextToDeliver + this.init.readAheadChunks);
+      if (this.nextNew >= end) return;
+      const run = this.pickServerForRun(end - this.nextNew, this.lastChunk + 1 - this.nextNew);
+      if (!run) return;
+      this.request(this.nextNew, run.count, run.server);
+      this.nextNew += run.count;
+    }
+  }
+
+  /**
+   * The next server, round-robin, with room for a run of new chunks: a quarter of its window in one
+   * request, so one datagram asks for many chunks while the rest of the window keeps the server busy.
+   * A shorter run only when the server is idle or the file ends sooner.
+   */
+  private pickServerForRun(available: number, remaining: number): { server: PoolServer; count: number } | undefined {
+    for (let i = 0; i < this.candidates.length; i++) {
+      const index = (this.roundRobin + i) % this.candidates.length;
+      const server = this.init.pool.get(this.candidates[index]!);
+      if (!server) continue;
+      const runLength = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, Math.floor(server.window.size / 4)));
+      const count = Math.min(server.room, available, runLength);
+      if (count === 0 || (count < Math.min(runLength, remaining) && server.inFlight > 0)) continue;
+      this.roundRobin = index + 1;
+      return { server, count };
+    }
+    return undefined;
   }
 
   /**
@@ -234,7 +256,7 @@ export class ChunkFetcher {
 
   private sendHedge(chunk: number, server: PoolServer): void {
     this.stats.hedges++;
-    this.request(chunk, server);
+    this.request(chunk, 1, server);
   }
 
   /** An active server not yet asked for this chunk, one with room first. */
@@ -273,21 +295,33 @@ export class ChunkFetcher {
     return strict ? undefined : fallback;
   }
 
-  private request(chunk: number, server: PoolServer): void {
+  /** Asks `server` for chunks `first..first+count-1` in one datagram. */
+  private request(first: number, count: number, server: PoolServer): void {
     const { path, version } = this.init.file;
     const chunkSize = this.init.chunkSize;
-    const id = this.init.tracker.send(server, (requestId) => ({ type: 'chunk-request', requestId, path, version, chunk, chunkSize }), {
-      onAnswer: (answer, from) => this.onAnswer(chunk, id, answer, from),
-      onLost: (_reason, from) => this.onLost(chunk, id, from),
-    });
-    this.stats.requests++;
+    const handlers: RequestHandlers[] = [];
+    for (let i = 0; i < count; i++) {
+      const chunk = first + i;
+      handlers.push({
+        onAnswer: (answer, from) => this.onAnswer(chunk, firstId + i, answer, from),
+        onLost: (_reason, from) => this.onLost(chunk, firstId + i, from),
+      });
+    }
+    const firstId = this.init.tracker.sendRun(
+      server,
+      (requestId) => (count === 1 ? { type: 'chunk-request', requestId, path, version, chunk: first, chunkSize } : { type: 'chunk-request', requestId, path, version, chunk: first, chunkSize, count }),
+      handlers,
+    );
+    this.stats.requests += count;
     const now = this.now();
-    const outstanding = this.outstanding.get(chunk);
-    if (outstanding) {
-      outstanding.requests.set(id, server.key);
-      outstanding.lastSentAt = now;
-    } else {
-      this.outstanding.set(chunk, { requests: new Map([[id, server.key]]), sentAt: now, lastSentAt: now });
+    for (let i = 0; i < count; i++) {
+      const outstanding = this.outstanding.get(first + i);
+      if (outstanding) {
+        outstanding.requests.set(firstId + i, server.key);
+        outstanding.lastSentAt = now;
+      } else {
+        this.outstanding.set(first + i, { requests: new Map([[firstId + i, server.key]]), sentAt: now, lastSentAt: now });
+      }
     }
   }
 

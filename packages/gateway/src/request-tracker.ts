@@ -72,21 +72,32 @@ export class RequestTracker {
 
   /** Sends `build(id)` to `server`; returns the request id. */
   send(server: PoolServer, build: (requestId: number) => Packet, handlers: RequestHandlers): number {
-    let id = this.nextId();
-    while (this.byId.has(id)) id = this.nextId();
+    return this.sendRun(server, build, [handlers]);
+  }
+
+  /**
+   * Sends one packet that asks for `handlers.length` answers, under the consecutive request ids
+   * `first..first+n-1` (a `chunk-request` with a `count`); returns `first`. Each id is tracked,
+   * timed and declared lost on its own, exactly as if it had been sent alone.
+   */
+  sendRun(server: PoolServer, build: (firstRequestId: number) => Packet, handlers: readonly RequestHandlers[]): number {
+    const first = this.freeRun(handlers.length);
     let queue = this.queues.get(server);
     if (!queue) {
       queue = { pending: new Map(), nextSequence: 0 };
       this.queues.set(server, queue);
     }
-    const request: PendingRequest = { id, server, sentAt: this.now(), sequence: queue.nextSequence++, handlers };
-    this.byId.set(id, request);
-    queue.pending.set(id, request);
-    server.inFlight++;
-    this.counters.sent++;
-    this.init.transmit(server, build(id));
+    const sentAt = this.now();
+    for (let i = 0; i < handlers.length; i++) {
+      const request: PendingRequest = { id: first + i, server, sentAt, sequence: queue.nextSequence++, handlers: handlers[i]! };
+      this.byId.set(request.id, request);
+      queue.pending.set(request.id, request);
+    }
+    server.inFlight += handlers.length;
+    this.counters.sent += handlers.length;
+    this.init.transmit(server, build(first));
     this.ensureTimer();
-    return id;
+    return first;
   }
 
   /** Routes an answer to its request. Returns false when it matched nothing (late, duplicate or forged). */
@@ -125,6 +136,16 @@ export class RequestTracker {
   close(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /** A random id such that it and the `count - 1` after it are all unused. */
+  private freeRun(count: number): number {
+    for (;;) {
+      const first = this.nextId();
+      let free = true;
+      for (let id = first; id < first + count && free; id++) free = !this.byId.has(id);
+      if (free) return first;
+    }
   }
 
   private settle(request: PendingRequest): void {

@@ -55,9 +55,14 @@ export class PoolServer {
     this.window = new CongestionWindow(init.window);
   }
 
-  /** Has room for one more request: active with an open window, or cooling and idle (a probe). */
+  /** Requests that may be sent now: the open part of the window, or one probe when cooling and idle. */
+  get room(): number {
+    if (this.state === 'active') return Math.max(0, this.window.size - this.inFlight);
+    return this.inFlight === 0 ? 1 : 0;
+  }
+
   get hasRoom(): boolean {
-    return this.state === 'active' ? this.inFlight < this.window.size : this.inFlight === 0;
+    return this.room > 0;
   }
 }
 

@@ -16,7 +16,7 @@ interface Sent {
   packet: ChunkRequestPacket;
 }
 
-type Setup = Partial<Pick<ChunkFetcherInit, 'readAheadChunks' | 'stallTimeoutMs' | 'hedging' | 'firstByte' | 'lastByte'>> & { servers?: number; size?: number };
+type Setup = Partial<Pick<ChunkFetcherInit, 'readAheadChunks' | 'stallTimeoutMs' | 'hedging' | 'firstByte' | 'lastByte'>> & { servers?: number; size?: number; initialWindow?: number };
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -29,13 +29,19 @@ function setup(options: Setup = {}) {
   const now = () => Date.now();
   const size = options.size ?? 8 * CHUNK + 100;
   const data = randomBytes(size);
-  const pool = new ServerPool({ now, heartbeatMs: 3_600_000, rtt: { initialRtoMs: 100, minRtoMs: 20, granularityMs: 1 } });
+  const pool = new ServerPool({ now, heartbeatMs: 3_600_000, rtt: { initialRtoMs: 100, minRtoMs: 20, granularityMs: 1 }, window: { initial: options.initialWindow ?? 8 } });
+  /** One entry per chunk asked for: a request for a run of `count` chunks is split as the server would answer it. */
   const sent: Sent[] = [];
+  /** The chunk-request datagrams themselves. */
+  const datagrams: Sent[] = [];
   const tracker = new RequestTracker({
     pool,
     now,
     transmit: (server, packet) => {
-      if (packet.type === 'chunk-request') sent.push({ server, packet });
+      if (packet.type !== 'chunk-request') return;
+      datagrams.push({ server, packet });
+      const { count = 1, ...single } = packet;
+      for (let i = 0; i < count; i++) sent.push({ server, packet: { ...single, requestId: packet.requestId + i, chunk: packet.chunk + i } });
     },
   });
   pool.on('removed', (server: PoolServer) => tracker.dropServer(server)); // as the gateway wires them
@@ -91,7 +97,7 @@ function setup(options: Setup = {}) {
       outcome.settled = true;
     }
   };
-  return { pool, tracker, servers, sent, data, fetcher, answer, unanswered, serve, outcome, read };
+  return { pool, tracker, servers, sent, datagrams, data, fetcher, answer, unanswered, serve, outcome, read };
 }
 
 const codeOf = (error: unknown) => (error instanceof GatewayError ? error.code : String(error));
@@ -136,6 +142,33 @@ describe('ChunkFetcher', () => {
     expect(retries.every((s) => s.server === b)).toBe(true);
     expect(t.outcome.body?.equals(t.data)).toBe(true);
     expect(t.fetcher.stats.retransmissions).toBe(lostOnA.length);
+  });
+
+  it('asks a server for a run of chunks in one datagram, and tracks and retries each chunk on its own', async () => {
+    const t = setup({ initialWindow: 32, size: 64 * CHUNK, hedging: false });
+    const [a, b] = t.servers;
+    const reading = t.read();
+    // A quarter of the window per datagram, round-robin: 8 chunks to a, 8 to b, and so on.
+    expect(t.datagrams.slice(0, 4).map((d) => [d.server.key, d.packet.chunk, d.packet.count])).toEqual([
+      [a!.key, 0, 8],
+      [b!.key, 8, 8],
+      [a!.key, 16, 8],
+      [b!.key, 24, 8],
+    ]);
+    expect(t.sent.map((s) => s.packet.chunk)).toEqual(Array.from({ length: t.sent.length }, (_, i) => i));
+    // a loses chunk 2 of its first run: the three after it are answered, so it counts as lost at once
+    // (packet threshold) and goes alone, to b.
+    const before = t.datagrams.length;
+    const lost = t.sent[2];
+    await t.serve((s) => s !== lost);
+    await reading;
+    const retry = t.datagrams.slice(before).find((d) => d.packet.chunk === 2);
+    expect(retry).toMatchObject({ server: b, packet: { chunk: 2 } });
+    expect(retry?.packet.count).toBeUndefined();
+    expect(t.outcome.body?.equals(t.data)).toBe(true);
+    expect(t.fetcher.stats).toMatchObject({ requests: 65, retransmissions: 1 });
+    expect(t.tracker.counters.reordered).toBe(1);
+    expect(t.datagrams.length).toBeLessThan(20);
   });
 
   it('asks again, elsewhere, for a chunk that failed its MD5 or had the wrong length', async () => {

@@ -12,6 +12,8 @@ export const MAX_CHUNK_SIZE = 65_000;
 export const MIN_CHUNK_SIZE = 512;
 /** A chunk size whose datagram fits a 1,500-byte Ethernet MTU with IPv4/UDP headers and auth trailer. */
 export const MTU_SAFE_CHUNK_SIZE = 1_200;
+/** Most chunks one `chunk-request` may ask for (its `count`): one datagram instead of one per chunk. */
+export const MAX_CHUNKS_PER_REQUEST = 32;
 
 export const MAX_PATH_BYTES = 1_024;
 export const MAX_PATH_SEGMENT_BYTES = 255;

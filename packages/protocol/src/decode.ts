@@ -1,6 +1,7 @@
 import { packr } from './codec.js';
 import {
   COOKIE_BYTES,
+  MAX_CHUNKS_PER_REQUEST,
   MAX_CHUNK_SIZE,
   MAX_LIST_ENTRIES,
   MAX_MESSAGE_LENGTH,
@@ -9,6 +10,7 @@ import {
   MAX_SERVER_NAME_LENGTH,
   MAX_VERSION_LENGTH,
   MD5_BYTES,
+  MAX_SAFE_UINT,
   MIN_CHUNK_SIZE,
 } from './constants.js';
 import { ProtocolError } from './errors.js';
@@ -47,6 +49,7 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
     version: str(f, 'version', MAX_VERSION_LENGTH),
     chunk: uint(f, 'chunk'),
     chunkSize: int(f, 'chunkSize', MIN_CHUNK_SIZE, MAX_CHUNK_SIZE),
+    ...chunkRange(f),
   }),
   chunk: (f) => ({
     type: 'chunk',
@@ -75,6 +78,16 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
     message: str(f, 'message', MAX_MESSAGE_LENGTH),
   }),
 };
+
+/** `count` is optional (1 when absent); the ids and chunk numbers it spans must stay exact integers. */
+function chunkRange(f: Fields): { count?: number } {
+  if (!Object.hasOwn(f, 'count')) return {};
+  const count = int(f, 'count', 1, MAX_CHUNKS_PER_REQUEST);
+  if (uint(f, 'requestId') > MAX_SAFE_UINT - count || uint(f, 'chunk') > MAX_SAFE_UINT - count) {
+    throw new ProtocolError('PROTO_ERR_BAD_FIELD', 'field "count" runs past the largest request id or chunk number');
+  }
+  return { count };
+}
 
 function listEntry(value: unknown): ListEntry {
   const f = asFields(value);

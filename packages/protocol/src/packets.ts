@@ -71,6 +71,11 @@ export interface ChunkRequestPacket {
   version: string;
   chunk: number;
   chunkSize: number;
+  /**
+   * Chunks `chunk..chunk+count-1` (default 1), answered as `count` separate `chunk` packets (or
+   * errors) with request ids `requestId..requestId+count-1`, in that order.
+   */
+  count?: number;
 }
 
 export interface ChunkPacket {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import {
   COOKIE_BYTES,
+  MAX_CHUNKS_PER_REQUEST,
   MAX_CHUNK_SIZE,
   MAX_MESSAGE_LENGTH,
   MAX_PATH_BYTES,
@@ -46,14 +47,20 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
     mtimeMs: time,
     version: text(MAX_VERSION_LENGTH),
   }),
-  'chunk-request': fc.record({
-    type: fc.constant('chunk-request'),
-    requestId,
-    path: text(MAX_PATH_BYTES),
-    version: text(MAX_VERSION_LENGTH),
-    chunk: uint,
-    chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }),
-  }),
+  'chunk-request': fc
+    .record(
+      {
+        type: fc.constant('chunk-request' as const),
+        requestId,
+        path: text(MAX_PATH_BYTES),
+        version: text(MAX_VERSION_LENGTH),
+        chunk: uint,
+        chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }),
+        count: fc.integer({ min: 1, max: MAX_CHUNKS_PER_REQUEST }),
+      },
+      { requiredKeys: ['type', 'requestId', 'path', 'version', 'chunk', 'chunkSize'] },
+    )
+    .filter((p) => p.count === undefined || (p.requestId <= MAX_SAFE_UINT - p.count && p.chunk <= MAX_SAFE_UINT - p.count)),
   chunk: fc.record({
     type: fc.constant('chunk'),
     requestId,

@@ -1,8 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_CHUNKS_PER_REQUEST,
   MAX_CHUNK_SIZE,
   MAX_DATAGRAM_BYTES,
+  MAX_SAFE_UINT,
+  MIN_CHUNK_SIZE,
   ProtocolError,
   decode,
   decodeFrame,
@@ -92,6 +95,15 @@ describe('decode of hostile input throws only ProtocolError', () => {
 
   it('on mutated real datagrams of every kind', () => {
     fc.assert(fc.property(anyPacket, mutations, (packet, edits) => void decodesOrRefuses(mutate(encode(packet), edits))), { numRuns: 5_000 });
+  });
+
+  it('refuses a chunk-request count out of range or running past the largest id or chunk number', () => {
+    const base = { type: 'chunk-request', requestId: 1, path: 'a', version: 'v', chunk: 0, chunkSize: MIN_CHUNK_SIZE };
+    for (const bad of [{ count: 0 }, { count: MAX_CHUNKS_PER_REQUEST + 1 }, { count: 1.5 }, { count: '2' }, { requestId: MAX_SAFE_UINT, count: 1 }, { chunk: MAX_SAFE_UINT - 1, count: 2 }]) {
+      expect(() => decode(rawFrame({ ...base, ...bad })), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'PROTO_ERR_BAD_FIELD' }));
+    }
+    expect(decode(rawFrame({ ...base, count: MAX_CHUNKS_PER_REQUEST }))).toMatchObject({ count: MAX_CHUNKS_PER_REQUEST });
+    expect(decode(rawFrame(base))).not.toHaveProperty('count');
   });
 
   it('on deep nesting, huge declared lengths, oversized datagrams and prototype keys', () => {
