@@ -303,7 +303,7 @@ export class ChunkFetcher {
     for (let i = 0; i < count; i++) {
       const chunk = first + i;
       handlers.push({
-        onAnswer: (answer, from) => this.onAnswer(chunk, firstId + i, answer, from),
+        onAnswer: (answer, from, digestOk) => this.onAnswer(chunk, firstId + i, answer, from, digestOk),
         onLost: (_reason, from) => this.onLost(chunk, firstId + i, from),
       });
     }
@@ -354,7 +354,7 @@ export class ChunkFetcher {
     this.requeue(chunk, server.key);
   }
 
-  private onAnswer(chunk: number, id: number, answer: Packet, server: PoolServer): void {
+  private onAnswer(chunk: number, id: number, answer: Packet, server: PoolServer, digestOk: boolean | undefined): void {
     this.forgetRequest(chunk, id);
     if (this.finished) return;
     if (answer.type === 'error') {
@@ -362,7 +362,7 @@ export class ChunkFetcher {
       this.requeue(chunk, server.key);
       return;
     }
-    if (answer.type !== 'chunk' || answer.chunk !== chunk || !this.hasExpectedShape(chunk, answer.data, answer.hasNext) || !chunkDigestMatches(answer.data, answer.md5)) {
+    if (answer.type !== 'chunk' || answer.chunk !== chunk || !this.hasExpectedShape(chunk, answer.data, answer.hasNext) || !(digestOk ?? chunkDigestMatches(answer.data, answer.md5))) {
       this.stats.badChunks++;
       this.logger.warn('bad chunk discarded', { server: server.key, path: this.init.file.path, chunk });
       this.init.pool.onBadChunk(server);

@@ -19,6 +19,7 @@ function parser(argv: string[]) {
     .option('window', { type: 'number', default: 64, describe: 'most chunk requests in flight to one server (the congestion window adapts below it)' })
     .option('read-ahead', { type: 'number', default: 8 * 1024 * 1024, describe: 'bytes one download may fetch ahead of its client' })
     .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
+    .option('md5-worker', { type: 'boolean', default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' })
     .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); only servers with it are admitted' })
     .option('max-servers', { type: 'number', default: 1_024, describe: 'file servers registered at most; more are refused' })
@@ -109,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
       readAheadBytes: args.readAhead,
       stallTimeoutMs: args.stallTimeout,
       metaCacheMs: args.metaCache,
+      md5Worker: args.md5Worker,
       pool: { maxServers: args.maxServers },
       maxDatagramRate: args.maxDatagramRate,
       limits: {

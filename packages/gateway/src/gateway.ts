@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_DATAGRAM_RATE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
+import { AnswerQueue } from './answer-queue.js';
 import { FileLookup } from './file-lookup.js';
 import { createHttpApp } from './http-app.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './limits.js';
@@ -36,6 +37,8 @@ export interface GatewayInit {
   limits?: HttpLimitsInit;
   /** Datagrams per second accepted from one UDP source; the excess is dropped and counted. */
   maxDatagramRate?: number;
+  /** Check chunk MD5s on a worker thread (default true), off the thread that serves HTTP. */
+  md5Worker?: boolean;
   logger?: Logger;
 }
 
@@ -80,6 +83,12 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
 
   let tracker: RequestTracker | undefined;
   let registrar: Registrar | undefined;
+  const answers = new AnswerQueue({
+    worker: init.md5Worker ?? true,
+    wanted: (answer, from) => tracker?.expects(answer.requestId, from) ?? false,
+    deliver: (answer, from, digestOk) => tracker?.onAnswer(answer, from, digestOk),
+    logger,
+  });
   const udp = await UdpEndpoint.open({
     address,
     port: init.udpPort ?? httpPort,
@@ -92,7 +101,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       const key = serverKey(from, port);
       const server = pool.get(key);
       if (server) pool.touch(server);
-      if ('requestId' in packet && (packet.type === 'meta' || packet.type === 'chunk' || packet.type === 'list' || packet.type === 'error')) tracker?.onAnswer(packet, key);
+      if ('requestId' in packet && (packet.type === 'meta' || packet.type === 'chunk' || packet.type === 'list' || packet.type === 'error')) answers.push(packet, key);
     },
   }).catch(async (error: unknown) => {
     await new Promise((resolve) => http.close(resolve));
@@ -154,6 +163,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
       requests.close();
+      answers.close();
       pool.close();
       await udp.close();
       logger.info('stopped');

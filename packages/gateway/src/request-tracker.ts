@@ -4,7 +4,8 @@ import type { PoolServer, ServerPool } from './server-pool.js';
 
 /** What a request's owner hears back: exactly one of these, exactly once per request. */
 export interface RequestHandlers {
-  onAnswer(answer: Packet, server: PoolServer): void;
+  /** `digestOk`: for a chunk whose MD5 was already checked (see AnswerQueue), the verdict. */
+  onAnswer(answer: Packet, server: PoolServer, digestOk?: boolean): void;
   /** `timeout`: no answer within the RTO; `reordered`: later requests to the same server were answered first. */
   onLost(reason: 'timeout' | 'reordered', server: PoolServer): void;
 }
@@ -66,6 +67,11 @@ export class RequestTracker {
     this.now = init.now ?? (() => performance.now());
   }
 
+  /** Whether an answer with this id from this server would be taken (not late, not spoofed). */
+  expects(requestId: number, fromKey: string): boolean {
+    return this.byId.get(requestId)?.server.key === fromKey;
+  }
+
   get inFlight(): number {
     return this.byId.size;
   }
@@ -101,7 +107,7 @@ export class RequestTracker {
   }
 
   /** Routes an answer to its request. Returns false when it matched nothing (late, duplicate or forged). */
-  onAnswer(answer: Packet & { requestId: number }, fromKey: string): boolean {
+  onAnswer(answer: Packet & { requestId: number }, fromKey: string, digestOk?: boolean): boolean {
     const request = this.byId.get(answer.requestId);
     if (!request) {
       this.counters.late++;
@@ -117,7 +123,7 @@ export class RequestTracker {
     const rttMs = now - request.sentAt;
     this.init.pool.onAnswer(request.server, request.sentAt, rttMs);
     this.detectLost(request, now, rttMs);
-    request.handlers.onAnswer(answer, request.server);
+    request.handlers.onAnswer(answer, request.server, digestOk);
     return true;
   }
 

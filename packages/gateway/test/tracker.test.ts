@@ -58,8 +58,8 @@ describe('RequestTracker', () => {
     expect(a.inFlight + b.inFlight).toBe(2);
     expect(tracker.onAnswer(metaAnswer(idB), b.key)).toBe(true);
     expect(tracker.onAnswer(metaAnswer(idA), a.key)).toBe(true);
-    expect(first.onAnswer).toHaveBeenCalledWith(expect.objectContaining({ requestId: idA }), a);
-    expect(second.onAnswer).toHaveBeenCalledWith(expect.objectContaining({ requestId: idB }), b);
+    expect(first.onAnswer).toHaveBeenCalledWith(expect.objectContaining({ requestId: idA }), a, undefined);
+    expect(second.onAnswer).toHaveBeenCalledWith(expect.objectContaining({ requestId: idB }), b, undefined);
     expect(tracker.counters).toMatchObject({ sent: 2, answered: 2, late: 0 });
     expect(a.inFlight + b.inFlight).toBe(0);
   });

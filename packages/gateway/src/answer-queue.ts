@@ -1,0 +1,188 @@
+import { Worker } from 'node:worker_threads';
+import { chunkDigestMatches, type Logger, type Packet } from '@httpgw/protocol';
+
+export type Answer = Packet & { requestId: number };
+
+/** Receives each answer once, in arrival order; `digestOk` is set for chunks (their MD5 was checked). */
+export type DeliverAnswer = (answer: Answer, from: string, digestOk: boolean | undefined) => void;
+
+export interface AnswerQueueInit {
+  deliver: DeliverAnswer;
+  /** Check MD5s on a worker thread (default); false checks them inline. */
+  worker?: boolean;
+  /** Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be counted). */
+  wanted: (answer: Answer, from: string) => boolean;
+  logger: Logger;
+}
+
+interface Entry {
+  answer: Answer;
+  from: string;
+  /** Undefined while the worker hashes it. */
+  digestOk: boolean | undefined;
+  ready: boolean;
+  /** Lost with a failed worker: never delivered, so its request times out and is asked again. */
+  dropped?: boolean;
+}
+
+interface HashItem {
+  buffer: ArrayBuffer;
+  dataOffset: number;
+  dataLength: number;
+  md5Offset: number;
+}
+
+// CommonJS, evaluated in the worker: no file to locate whether the gateway runs from dist or src.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+parentPort.on('message', (items) => {
+  const ok = items.map((item) => {
+    const digest = createHash('md5').update(new Uint8Array(item.buffer, item.dataOffset, item.dataLength)).digest();
+    return digest.equals(new Uint8Array(item.buffer, item.md5Offset, 16));
+  });
+  parentPort.postMessage({ ok, items }, [...new Set(items.map((item) => item.buffer))]);
+});
+`;
+
+/**
+ * Answers from file servers on their way to the request tracker. MD5 is the gateway's largest cost
+ * per byte, so chunks are hashed on a worker thread, one batch per event-loop turn (every datagram
+ * read in one poll phase), their buffers transferred, not copied. Every answer, hashed or not, is
+ * handed on in arrival order, so loss detection by reordering sees what the network did.
+ */
+export class AnswerQueue {
+  private readonly init: AnswerQueueInit;
+  private readonly entries: Entry[] = [];
+  private head = 0;
+  private batch: Entry[] = [];
+  private readonly inWorker: Entry[][] = [];
+  private flushScheduled = false;
+  private worker: Worker | undefined;
+  private workerFailed = false;
+  private closed = false;
+
+  constructor(init: AnswerQueueInit) {
+    this.init = init;
+  }
+
+  push(answer: Answer, from: string): void {
+    if (this.closed) return;
+    const hashHere = answer.type === 'chunk' && (this.init.worker === false || this.workerFailed);
+    if (answer.type !== 'chunk' || hashHere || !this.init.wanted(answer, from)) {
+      const digestOk = answer.type === 'chunk' && hashHere ? chunkDigestMatches(answer.data, answer.md5) : undefined;
+      if (this.head === this.entries.length) this.init.deliver(answer, from, digestOk);
+      else this.entries.push({ answer, from, digestOk, ready: true });
+      return;
+    }
+    const entry: Entry = { answer, from, digestOk: undefined, ready: false };
+    this.entries.push(entry);
+    this.batch.push(entry);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // After the poll phase: every datagram already read joins this batch.
+      setImmediate(() => this.flush());
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.entries.length = 0;
+    this.head = 0;
+    this.batch = [];
+    this.inWorker.length = 0;
+    void this.worker?.terminate();
+    this.worker = undefined;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.batch;
+    this.batch = [];
+    if (batch.length === 0 || this.closed) return;
+    const items: HashItem[] = batch.map(({ answer }) => {
+      if (answer.type !== 'chunk') throw new Error('only chunks are hashed');
+      return { buffer: answer.data.buffer as ArrayBuffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset };
+    });
+    const worker = this.workerOrUndefined();
+    const transferable = items.every((item, i) => {
+      const answer = batch[i]!.answer as Extract<Packet, { type: 'chunk' }>;
+      return item.buffer instanceof ArrayBuffer && answer.md5.buffer === item.buffer;
+    });
+    if (!worker || !transferable) {
+      for (const entry of batch) this.settleInline(entry);
+      this.drain();
+      return;
+    }
+    this.inWorker.push(batch);
+    worker.postMessage(items, [...new Set(items.map((item) => item.buffer))]);
+  }
+
+  private settleInline(entry: Entry): void {
+    const answer = entry.answer;
+    entry.digestOk = answer.type === 'chunk' ? chunkDigestMatches(answer.data, answer.md5) : undefined;
+    entry.ready = true;
+  }
+
+  private workerOrUndefined(): Worker | undefined {
+    if (this.workerFailed) return undefined;
+    if (this.worker) return this.worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    worker.on('message', (result: { ok: boolean[]; items: HashItem[] }) => this.onHashed(result));
+    worker.on('error', (error) => this.onWorkerFailure(error));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.onWorkerFailure(new Error(`md5 worker exited with code ${code}`));
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private onHashed(result: { ok: boolean[]; items: HashItem[] }): void {
+    const batch = this.inWorker.shift();
+    if (!batch || this.closed) return;
+    batch.forEach((entry, i) => {
+      const item = result.items[i]!;
+      const answer = entry.answer;
+      if (answer.type === 'chunk') {
+        // The buffer came back: the packet's views onto it are rebuilt.
+        answer.data = new Uint8Array(item.buffer, item.dataOffset, item.dataLength);
+        answer.md5 = new Uint8Array(item.buffer, item.md5Offset, 16);
+      }
+      entry.digestOk = result.ok[i] === true;
+      entry.ready = true;
+    });
+    this.drain();
+  }
+
+  /** Without a worker, every chunk is hashed here; what the worker held is lost like a datagram. */
+  private onWorkerFailure(error: Error): void {
+    if (this.workerFailed || this.closed) return;
+    this.workerFailed = true;
+    this.worker = undefined;
+    this.init.logger.warn('md5 worker failed: checking chunks on the main thread', { error: error.message });
+    for (const batch of this.inWorker.splice(0)) {
+      for (const entry of batch) {
+        entry.ready = true;
+        entry.dropped = true;
+      }
+    }
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.head < this.entries.length) {
+      const entry = this.entries[this.head]!;
+      if (!entry.ready) break;
+      this.head++;
+      if (!entry.dropped) this.init.deliver(entry.answer, entry.from, entry.digestOk);
+    }
+    if (this.head === this.entries.length) {
+      this.entries.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}

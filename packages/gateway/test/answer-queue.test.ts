@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { chunkDigest, decode, encode, silentLogger } from '@httpgw/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AnswerQueue, type Answer } from '../src/answer-queue.js';
+
+const queues: AnswerQueue[] = [];
+afterEach(() => {
+  for (const queue of queues.splice(0)) queue.close();
+});
+
+/** A chunk answer as the UDP endpoint hands it over: decoded from its own datagram. */
+function chunkAnswer(requestId: number, honest: boolean): { answer: Answer; data: Buffer } {
+  const data = randomBytes(10_000);
+  const md5 = honest ? chunkDigest(data) : randomBytes(16);
+  const answer = decode(encode({ type: 'chunk', requestId, chunk: requestId, hasNext: true, md5, data })) as Answer;
+  return { answer, data };
+}
+
+function setup(worker: boolean, wanted: (answer: Answer) => boolean = () => true) {
+  const delivered: Array<{ requestId: number; digestOk: boolean | undefined; data?: Buffer }> = [];
+  let done: () => void = () => {};
+  const queue = new AnswerQueue({
+    worker,
+    wanted,
+    logger: silentLogger,
+    deliver: (answer, _from, digestOk) => {
+      delivered.push({ requestId: answer.requestId, digestOk, ...(answer.type === 'chunk' ? { data: Buffer.from(answer.data) } : {}) });
+      done();
+    },
+  });
+  queues.push(queue);
+  const until = (count: number) =>
+    new Promise<void>((resolve) => {
+      done = () => {
+        if (delivered.length >= count) resolve();
+      };
+      done();
+    });
+  return { queue, delivered, until };
+}
+
+describe.each([true, false])('AnswerQueue (worker: %s)', (worker) => {
+  it('hands every answer on once, in arrival order, with the verdict on each chunk and its bytes intact', async () => {
+    const t = setup(worker);
+    const sent = [chunkAnswer(1, true), chunkAnswer(2, false), chunkAnswer(3, true)];
+    t.queue.push(sent[0]!.answer, 's');
+    t.queue.push(sent[1]!.answer, 's');
+    // Not a chunk: nothing to hash, but it must not overtake the chunks before it.
+    t.queue.push({ type: 'error', requestId: 9, code: 'busy', message: '' }, 's');
+    t.queue.push(sent[2]!.answer, 's');
+    await t.until(4);
+    expect(t.delivered.map((d) => [d.requestId, d.digestOk])).toEqual([
+      [1, true],
+      [2, false],
+      [9, undefined],
+      [3, true],
+    ]);
+    expect(t.delivered[0]!.data?.equals(sent[0]!.data)).toBe(true);
+    expect(t.delivered[3]!.data?.equals(sent[2]!.data)).toBe(true);
+  });
+});
+
+describe('AnswerQueue', () => {
+  it('does not hash a chunk nobody waits for: it goes on at once, unjudged', async () => {
+    const t = setup(true, (answer) => answer.requestId !== 2);
+    t.queue.push(chunkAnswer(2, true).answer, 's');
+    expect(t.delivered).toEqual([expect.objectContaining({ requestId: 2, digestOk: undefined })]);
+  });
+
+  it('hashes across many batches without losing or reordering one answer', async () => {
+    const t = setup(true);
+    const n = 200;
+    for (let i = 0; i < n; i++) {
+      t.queue.push(chunkAnswer(i, i % 7 !== 3).answer, 's');
+      if (i % 13 === 0) await new Promise((resolve) => setImmediate(resolve)); // a new batch
+    }
+    await t.until(n);
+    expect(t.delivered.map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(t.delivered.filter((d) => d.digestOk === false).map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 === 3));
+  });
+});
