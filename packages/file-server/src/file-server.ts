@@ -75,7 +75,9 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   let readsInProgress = 0;
 
   const send = (packet: Packet, toAddress: string, toPort: number) => {
-    const datagram = codec.encode(packet);
+    // In parts: a chunk's data goes out from the buffer it was read into (scatter/gather).
+    const datagram = codec.encodeParts(packet);
+    const length = datagram.reduce((sum, part) => sum + part.length, 0);
     try {
       socket.send(datagram, toPort, toAddress, (error) => {
         if (error) logger.warn('send failed', { to: `${toAddress}:${toPort}`, error: error.message });
@@ -85,7 +87,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       logger.debug('send after close dropped', { to: `${toAddress}:${toPort}`, error: error instanceof Error ? error.message : String(error) });
       return 0;
     }
-    return datagram.length;
+    return length;
   };
 
   const links: GatewayLink[] = [];

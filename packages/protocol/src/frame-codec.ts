@@ -1,6 +1,6 @@
 import { HMAC_BYTES } from './constants.js';
 import { decodeFrame } from './decode.js';
-import { encode } from './encode.js';
+import { encode, encodeParts } from './encode.js';
 import type { FrameKey } from './frame.js';
 import type { Packet } from './packets.js';
 import { RecentFrames, ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
@@ -22,6 +22,8 @@ export interface FrameCodecInit {
 export interface FrameCodec {
   readonly authenticated: boolean;
   encode(packet: Packet): Buffer;
+  /** The same datagram as `encode`, in parts for scatter/gather sends (see `encodeParts`). */
+  encodeParts(packet: Packet): Uint8Array[];
   /** `sender` identifies the source (address:port) for the replay window. */
   decode(datagram: Uint8Array, sender: string): Packet;
 }
@@ -30,7 +32,7 @@ export function createFrameCodec(init: FrameCodecInit = {}): FrameCodec {
   const now = init.now ?? Date.now;
   const key = init.key;
   if (!key) {
-    return { authenticated: false, encode: (packet) => encode(packet), decode: (datagram) => decodeFrame(datagram).packet };
+    return { authenticated: false, encode: (packet) => encode(packet), encodeParts: (packet) => encodeParts(packet), decode: (datagram) => decodeFrame(datagram).packet };
   }
   const keys = new Map([[key.id, key]]);
   const nextNonce = createNonceCounter(now);
@@ -39,6 +41,7 @@ export function createFrameCodec(init: FrameCodecInit = {}): FrameCodec {
   return {
     authenticated: true,
     encode: (packet) => encode(packet, { key, timestampMs: now(), nonce: nextNonce() }),
+    encodeParts: (packet) => encodeParts(packet, { key, timestampMs: now(), nonce: nextNonce() }),
     decode(datagram, sender) {
       const { packet, auth } = decodeFrame(datagram, keys);
       // decodeFrame with keys only returns after the MAC verified, so auth is always present here.

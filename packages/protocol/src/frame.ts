@@ -37,6 +37,23 @@ export interface SealOptions {
   nonce: bigint;
 }
 
+/**
+ * The frame of a body given in parts, as parts: the header (with the body's first part), the other
+ * parts as they are, then the MAC when authenticated. `Buffer.concat` of the result is exactly
+ * `sealFrame` of the concatenated body; sent as one datagram with scatter/gather, a large part (a
+ * chunk's data) is never copied in user space.
+ */
+export function sealFrameParts(body: readonly Uint8Array[], options?: SealOptions): Uint8Array[] {
+  const [first = new Uint8Array(0), ...rest] = body;
+  const head = sealFrame(first, options);
+  if (!options) return [head, ...rest];
+  // sealFrame closed `head` with a MAC over header and first part: replace it with one over everything.
+  const start = head.subarray(0, head.length - HMAC_BYTES);
+  const hmac = createHmac('sha256', options.key.secret).update(start);
+  for (const part of rest) hmac.update(part);
+  return [start, ...rest, hmac.digest()];
+}
+
 /** Wraps an encoded body into a frame, authenticated when `options` is given. */
 export function sealFrame(body: Uint8Array, options?: SealOptions): Buffer {
   if (!options) {

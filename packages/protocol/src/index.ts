@@ -1,9 +1,9 @@
 export * from './constants.js';
 export * from './packets.js';
 export { ProtocolError, type ProtocolErrorCode } from './errors.js';
-export { encode } from './encode.js';
+export { encode, encodeParts } from './encode.js';
 export { decode, decodeBody, decodeFrame, type DecodedFrame } from './decode.js';
-export { sealFrame, openFrame, keyFromSecret, type FrameKey, type FrameAuth, type SealOptions, type OpenedFrame } from './frame.js';
+export { sealFrame, sealFrameParts, openFrame, keyFromSecret, type FrameKey, type FrameAuth, type SealOptions, type OpenedFrame } from './frame.js';
 export { normalizePath, type PathRules } from './paths.js';
 export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
 export { chunkDigest, chunkDigestMatches } from './digest.js';
