@@ -7,7 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { onTestFinished } from 'vitest';
 import { createFileServer, type FileServer, type FileServerInit } from '@httpgw/file-server';
 import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
-import { createLogger, type Logger } from '@httpgw/protocol';
+import { createFrameCodec, createLogger, type FrameCodec, type Logger } from '@httpgw/protocol';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -192,4 +192,18 @@ export async function peer(): Promise<RawPeer> {
   const created = await rawPeer();
   onTestFinished(() => created.close());
   return created;
+}
+
+/** Registers a raw socket as a file server, the way a real one does: hello, challenge, register. */
+export async function registerRaw(gatewayPort: number, codec: FrameCodec = createFrameCodec()): Promise<RawPeer> {
+  const server = await peer();
+  const packetOf = (datagram: Buffer) => codec.decode(datagram, `${LOOPBACK}:${gatewayPort}`);
+  await server.send(codec.encode({ type: 'hello', name: 'raw' }), gatewayPort);
+  const challenge = packetOf((await server.waitFor()).data);
+  if (challenge.type !== 'challenge') throw new Error(`expected a challenge, got ${challenge.type}`);
+  const mark = server.received.length;
+  await server.send(codec.encode({ type: 'register', name: 'raw', cookie: challenge.cookie }), gatewayPort);
+  const registered = packetOf((await server.waitFor(() => true, mark)).data);
+  if (registered.type !== 'registered') throw new Error(`expected registered, got ${registered.type}`);
+  return server;
 }

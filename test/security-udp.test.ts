@@ -6,7 +6,7 @@ import { versionOf } from '@httpgw/file-server';
 import { MTU_SAFE_CHUNK_SIZE, createFrameCodec, decode, encode, keyFromSecret, type FrameCodec, type Packet } from '@httpgw/protocol';
 import { createRequestIdSource } from '../packages/gateway/src/request-ids.js';
 import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
-import { LOOPBACK, gatewayFor, logSink, peer, serverFor, udpTap, until, type RawPeer } from './security-support.js';
+import { LOOPBACK, gatewayFor, logSink, peer, registerRaw, serverFor, udpTap, until } from './security-support.js';
 
 const AMPLIFICATION_LIMIT = 3;
 
@@ -22,19 +22,6 @@ beforeAll(async () => {
 });
 afterAll(async () => removeRoot?.());
 
-
-/** Registers a raw socket as a file server, the way a real one does: hello, challenge, register. */
-async function registerRaw(gatewayPort: number, codec: FrameCodec = createFrameCodec()): Promise<RawPeer> {
-  const server = await peer();
-  const packetOf = (datagram: Buffer) => codec.decode(datagram, `${LOOPBACK}:${gatewayPort}`);
-  await server.send(codec.encode({ type: 'hello', name: 'raw' }), gatewayPort);
-  const challenge = packetOf((await server.waitFor()).data);
-  if (challenge.type !== 'challenge') throw new Error(`expected a challenge, got ${challenge.type}`);
-  const mark = server.received.length;
-  await server.send(codec.encode({ type: 'register', name: 'raw', cookie: challenge.cookie }), gatewayPort);
-  expect(packetOf((await server.waitFor(() => true, mark)).data).type).toBe('registered');
-  return server;
-}
 
 describe('no reflection, no amplification', () => {
   /** Every probe a stranger could send: registration steps, answers, requests, and junk. */

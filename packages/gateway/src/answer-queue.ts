@@ -32,6 +32,9 @@ interface HashItem {
   md5Offset: number;
 }
 
+/** Batches this small are hashed here when the worker is idle. */
+const INLINE_BATCH = 2;
+
 // CommonJS, evaluated in the worker: no file to locate whether the gateway runs from dist or src.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -104,7 +107,10 @@ export class AnswerQueue {
       if (answer.type !== 'chunk') throw new Error('only chunks are hashed');
       return { buffer: answer.data.buffer as ArrayBuffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset };
     });
-    const worker = this.workerOrUndefined();
+    // Waking an idle worker costs more time than hashing a chunk or two here (the first chunk of a
+    // download waits on it): only batches, or a worker already busy, go to the worker.
+    const small = batch.length <= INLINE_BATCH && this.inWorker.length === 0;
+    const worker = small ? undefined : this.workerOrUndefined();
     const transferable = items.every((item, i) => {
       const answer = batch[i]!.answer as Extract<Packet, { type: 'chunk' }>;
       return item.buffer instanceof ArrayBuffer && answer.md5.buffer === item.buffer;

@@ -78,6 +78,7 @@ export class ChunkFetcher {
   private wakeUp: (() => void) | undefined;
   private pumpScheduled = false;
   private finished = false;
+  private cancelled = false;
 
   constructor(init: ChunkFetcherInit) {
     this.init = init;
@@ -103,7 +104,7 @@ export class ChunkFetcher {
     const ticker = setInterval(() => this.tick(), TICK_MS);
     try {
       this.checkSources();
-      while (this.nextToDeliver <= this.lastChunk) {
+      while (this.nextToDeliver <= this.lastChunk && !this.cancelled) {
         const data = this.received.get(this.nextToDeliver);
         if (data) {
           this.received.delete(this.nextToDeliver);
@@ -116,7 +117,7 @@ export class ChunkFetcher {
         }
         if (this.failure) throw this.failure;
         this.pump();
-        if (!this.received.has(this.nextToDeliver) && !this.failure) {
+        if (!this.received.has(this.nextToDeliver) && !this.failure && !this.cancelled) {
           this.waitingSince = this.now();
           await new Promise<void>((resolve) => (this.wakeUp = resolve));
         }
@@ -130,6 +131,21 @@ export class ChunkFetcher {
       this.outstanding.clear();
       this.received.clear();
     }
+  }
+
+  /** Whether `cancel` ended the stream early. */
+  get wasCancelled(): boolean {
+    return this.cancelled;
+  }
+
+  /**
+   * Ends the stream at once (its client left, or the gateway stops): a stream waiting for a chunk
+   * returns now instead of at its stall timeout, and nothing more is asked for.
+   */
+  cancel(): void {
+    if (this.finished || this.cancelled) return;
+    this.cancelled = true;
+    this.wake();
   }
 
   /** Cuts the first and last chunk down to the requested byte range. */
@@ -163,7 +179,7 @@ export class ChunkFetcher {
 
   /** Every TICK_MS: the stall deadline, hedges (time-driven, so not on the per-chunk path), and room freed by other transfers. */
   private tick(): void {
-    if (this.finished || this.failure) return;
+    if (this.finished || this.failure || this.cancelled) return;
     if (this.wakeUp && this.now() - this.waitingSince > this.init.stallTimeoutMs) {
       if (!this.anySourceInPool()) this.fail(new GatewayError('GW_ERR_SOURCES_GONE'));
       else this.fail(new GatewayError('GW_ERR_STALLED', `no chunk arrived for ${this.init.stallTimeoutMs} ms`));
@@ -190,7 +206,7 @@ export class ChunkFetcher {
 
   /** Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first, one per request), then runs of new chunks. */
   private pump(): void {
-    if (this.finished || this.failure) return;
+    if (this.finished || this.failure || this.cancelled) return;
     for (;;) {
       const chunk = this.retryOrder[0];
       if (chunk === undefined) break;

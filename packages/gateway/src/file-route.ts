@@ -15,8 +15,8 @@ export interface GatewayState {
   error?: string;
 }
 
-/** What the access log reads of a transfer. */
-export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed'>;
+/** What the access log reads of a transfer, and how a client that left ends it. */
+export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed' | 'cancel'>;
 
 /** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
@@ -120,6 +120,8 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
     return;
   }
   const { fetcher, chunks } = deps.transfers.fetch(file, range.start, range.end);
+  // A client that leaves ends its transfer now, even one waiting for a chunk (not at its stall timeout).
+  ctx.res.once('close', () => fetcher.cancel());
   // Wait for the first chunk before the status line goes out: a file that changed or lost all its
   // servers is still an honest error status here, not a cut connection.
   const first = await chunks.next();

@@ -124,6 +124,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   http.on('request', guard.admit(app.callback()));
 
   const httpAddress = { address, port: httpPort };
+  let stopping: Promise<void> | undefined;
   const udpAddress = udp.address;
   logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
@@ -159,14 +160,19 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         pool.on('change', check);
         check();
       }),
-    async stop() {
-      http.closeAllConnections();
-      await new Promise((resolve) => http.close(resolve));
-      requests.close();
-      answers.close();
-      pool.close();
-      await udp.close();
-      logger.info('stopped');
+    stop() {
+      // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
+      stopping ??= (async () => {
+        transfers.cancelAll();
+        http.closeAllConnections();
+        await new Promise((resolve) => http.close(resolve));
+        requests.close();
+        answers.close();
+        pool.close();
+        await udp.close();
+        logger.info('stopped');
+      })();
+      return stopping;
     },
   };
 }

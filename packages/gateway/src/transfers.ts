@@ -25,7 +25,11 @@ export interface TransferCounters {
 /** Starts chunk fetchers with the gateway's settings and adds their figures to the gateway's counters. */
 export class Transfers {
   readonly counters: TransferCounters = { started: 0, completed: 0, failed: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
-  active = 0;
+  private readonly running = new Set<ChunkFetcher>();
+
+  get active(): number {
+    return this.running.size;
+  }
 
   constructor(
     private readonly settings: TransferSettings,
@@ -33,6 +37,11 @@ export class Transfers {
     private readonly tracker: RequestTracker,
     private readonly logger: Logger,
   ) {}
+
+  /** Ends every transfer in progress (the gateway is stopping). */
+  cancelAll(): void {
+    for (const fetcher of this.running) fetcher.cancel();
+  }
 
   /** A fetcher for bytes `firstByte..lastByte` (inclusive) of one file version. */
   fetch(file: FileVersion, firstByte: number, lastByte: number): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
@@ -54,11 +63,11 @@ export class Transfers {
 
   private async *accounted(fetcher: ChunkFetcher, file: FileVersion, length: number): AsyncGenerator<Buffer, void, undefined> {
     this.counters.started++;
-    this.active++;
+    this.running.add(fetcher);
     let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
     try {
       yield* fetcher.stream();
-      outcome = 'completed';
+      if (!fetcher.wasCancelled) outcome = 'completed';
     } catch (error) {
       outcome = 'failed';
       // Once bytes went out, the only way to tell the client is to cut the connection short: say here why.
@@ -72,7 +81,7 @@ export class Transfers {
       });
       throw error;
     } finally {
-      this.active--;
+      this.running.delete(fetcher);
       if (outcome !== 'abandoned') this.counters[outcome]++;
       this.counters.retransmissions += fetcher.stats.retransmissions;
       this.counters.hedges += fetcher.stats.hedges;

@@ -48,7 +48,7 @@ const deps: FileRouteDeps = {
         if (fake.failure) throw fake.failure;
         yield fake.data.subarray(firstByte, lastByte + 1);
       }
-      return { fetcher: { bytesDelivered: 0, serversUsed: new Set<string>() }, chunks: chunks() };
+      return { fetcher: { bytesDelivered: 0, serversUsed: new Set<string>(), cancel() {} }, chunks: chunks() };
     },
   },
 };

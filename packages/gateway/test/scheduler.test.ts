@@ -278,6 +278,21 @@ describe('ChunkFetcher', () => {
     expect(t.fetcher.stats.requests).toBe(t.sent.length);
   });
 
+  it('ends at once when cancelled while waiting for a chunk, and asks for nothing more', async () => {
+    const t = setup({ stallTimeoutMs: 10_000 });
+    const reading = t.read();
+    await vi.advanceTimersByTimeAsync(5); // nothing answered: the stream waits for chunk 0
+    expect(t.outcome.settled).toBe(false);
+    t.fetcher.cancel();
+    await vi.advanceTimersByTimeAsync(0);
+    await reading;
+    expect(t.outcome).toMatchObject({ settled: true, body: Buffer.alloc(0) });
+    expect(t.fetcher.wasCancelled).toBe(true);
+    const sent = t.sent.length;
+    await vi.advanceTimersByTimeAsync(1_000); // requests time out: none is asked again
+    expect(t.sent.length).toBe(sent);
+  });
+
   it('does not count a slow client as a stall', async () => {
     const t = setup({ servers: 1, stallTimeoutMs: 1_000, readAheadChunks: 2 });
     const stream = t.fetcher.stream();
