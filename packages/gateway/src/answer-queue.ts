@@ -34,6 +34,8 @@ interface HashItem {
 
 /** Batches this small are hashed here when the worker is idle. */
 const INLINE_BATCH = 2;
+/** Batches of this many bytes or fewer are always hashed here. */
+const INLINE_BYTES = 64 * 1024;
 
 // CommonJS, evaluated in the worker: no file to locate whether the gateway runs from dist or src.
 const WORKER_SOURCE = `
@@ -107,9 +109,11 @@ export class AnswerQueue {
       if (answer.type !== 'chunk') throw new Error('only chunks are hashed');
       return { buffer: answer.data.buffer as ArrayBuffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset };
     });
-    // Waking an idle worker costs more time than hashing a chunk or two here (the first chunk of a
-    // download waits on it): only batches, or a worker already busy, go to the worker.
-    const small = batch.length <= INLINE_BATCH && this.inWorker.length === 0;
+    // Posting to the worker (and waking it) costs more than hashing a few small chunks, or a chunk
+    // or two of any size when it is idle (the first chunk of a download waits on it).
+    let bytes = 0;
+    for (const { answer } of batch) bytes += answer.type === 'chunk' ? answer.data.length : 0;
+    const small = bytes <= INLINE_BYTES || (batch.length <= INLINE_BATCH && this.inWorker.length === 0);
     const worker = small ? undefined : this.workerOrUndefined();
     const transferable = items.every((item, i) => {
       const answer = batch[i]!.answer as Extract<Packet, { type: 'chunk' }>;
