@@ -38,6 +38,7 @@ interface Outstanding {
 }
 
 const TICK_MS = 10;
+let nextStart = 0;
 /** Copies of the request for the chunk the client waits for, in flight at once, each to another server. */
 const MAX_COPIES = 3;
 
@@ -60,7 +61,8 @@ export class ChunkFetcher {
   private readonly firstChunk: number;
   private readonly lastChunk: number;
   private readonly candidates: string[];
-  private roundRobin = 0;
+  /** Where round-robin starts: each transfer one further, so one-chunk files spread over the servers too. */
+  private roundRobin = nextStart++;
   private nextToDeliver: number;
   private nextNew: number;
   /** Chunks to ask again, with the server to avoid this time; `retryOrder` holds them lowest first. */
