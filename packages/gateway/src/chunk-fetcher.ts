@@ -38,6 +38,8 @@ interface Outstanding {
 }
 
 const TICK_MS = 10;
+/** Chunks per block of server affinity (see pickServerForRun): a full run at the largest default window. */
+const AFFINITY_BLOCK = 16;
 let nextStart = 0;
 /** Copies of the request for the chunk the client waits for, in flight at once, each to another server. */
 const MAX_COPIES = 3;
@@ -61,6 +63,8 @@ export class ChunkFetcher {
   private readonly firstChunk: number;
   private readonly lastChunk: number;
   private readonly candidates: string[];
+  /** The candidates in a fixed order (by key), so block n has the same owner in every download. */
+  private readonly affinity: string[];
   /** Where round-robin starts: each transfer one further, so one-chunk files spread over the servers too. */
   private roundRobin = nextStart++;
   private nextToDeliver: number;
@@ -89,6 +93,7 @@ export class ChunkFetcher {
     this.firstChunk = Math.floor(init.firstByte / init.chunkSize);
     this.lastChunk = init.lastByte < init.firstByte ? this.firstChunk - 1 : Math.floor(init.lastByte / init.chunkSize);
     this.candidates = [...init.file.servers];
+    this.affinity = [...this.candidates].sort();
     this.nextToDeliver = this.firstChunk;
     this.nextNew = this.firstChunk;
   }
@@ -230,20 +235,31 @@ export class ChunkFetcher {
   }
 
   /**
-   * The next server, round-robin, with room for a run of new chunks: a quarter of its window in one
-   * request, so one datagram asks for many chunks while the rest of the window keeps the server busy.
-   * A shorter run only when the server is idle or the file ends sooner.
+   * Who asks for the next run of new chunks, and how many. Each block of AFFINITY_BLOCK chunks
+   * belongs to one server (by block number, over the sorted candidates), so every download of a
+   * file asks each server for the same chunks: their MD5s and pages are cached there from the first
+   * download on, as a CDN's consistent hashing keeps an object on one cache. Another server takes
+   * the run only when the owner is gone or cooling, or when it would otherwise run dry itself.
    */
   private pickServerForRun(available: number, remaining: number): { server: PoolServer; count: number } | undefined {
+    const toBlockEnd = AFFINITY_BLOCK - (this.nextNew % AFFINITY_BLOCK);
+    const inBlock = Math.min(available, toBlockEnd);
+    const neededInBlock = Math.min(remaining, toBlockEnd);
+    const ownerKey = this.affinity[Math.floor(this.nextNew / AFFINITY_BLOCK) % this.affinity.length];
+    const owner = ownerKey === undefined ? undefined : this.init.pool.get(ownerKey);
+    const ownerUsable = owner !== undefined && owner.state === 'active';
+    if (owner) {
+      const run = runFor(owner, inBlock, neededInBlock);
+      if (run) return run;
+    }
     for (let i = 0; i < this.candidates.length; i++) {
       const index = (this.roundRobin + i) % this.candidates.length;
       const server = this.init.pool.get(this.candidates[index]!);
-      if (!server) continue;
-      const runLength = Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, Math.floor(server.window.size / 4)));
-      const count = Math.min(server.room, available, runLength);
-      if (count === 0 || (count < Math.min(runLength, remaining) && server.inFlight > 0)) continue;
+      if (!server || server === owner || (ownerUsable && server.inFlight >= runLengthOf(server))) continue;
+      const run = runFor(server, inBlock, neededInBlock);
+      if (!run) continue;
       this.roundRobin = index + 1;
-      return { server, count };
+      return run;
     }
     return undefined;
   }
@@ -420,11 +436,25 @@ export class ChunkFetcher {
     const index = this.candidates.indexOf(server.key);
     if (index < 0) return;
     this.candidates.splice(index, 1);
+    this.affinity.splice(this.affinity.indexOf(server.key), 1);
     this.logger.warn('server no longer holds the file version', { server: server.key, path: this.init.file.path, why });
     if (this.candidates.length === 0) {
       this.fail(new GatewayError(why === 'stale' ? 'GW_ERR_FILE_CHANGED' : 'GW_ERR_SOURCES_GONE'));
     }
   }
+}
+
+/** A quarter of the server's window: one datagram asks for this many chunks. */
+function runLengthOf(server: PoolServer): number {
+  return Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, Math.floor(server.window.size / 4)));
+}
+
+/** A run for `server` of up to `available` chunks; shorter than a full run only when it is idle or fewer are `needed`. */
+function runFor(server: PoolServer, available: number, needed: number): { server: PoolServer; count: number } | undefined {
+  const runLength = runLengthOf(server);
+  const count = Math.min(server.room, available, runLength);
+  if (count === 0 || (count < Math.min(runLength, needed) && server.inFlight > 0)) return undefined;
+  return { server, count };
 }
 
 function isAsked(outstanding: Outstanding, serverKey: string): boolean {

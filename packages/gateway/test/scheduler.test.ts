@@ -50,7 +50,7 @@ function setup(options: Setup = {}) {
     pool.close();
   });
   const servers = Array.from({ length: options.servers ?? 2 }, (_, i) => pool.admit('127.0.0.1', 9001 + i, `s${i}`)!);
-  const fetcher = new ChunkFetcher({
+  const fetcherInit: ChunkFetcherInit = {
     file: { path: 'f.bin', size, mtimeMs: 0, version: 'v1', servers: servers.map((server) => server.key) },
     firstByte: options.firstByte ?? 0,
     lastByte: options.lastByte ?? size - 1,
@@ -61,7 +61,8 @@ function setup(options: Setup = {}) {
     pool,
     tracker,
     now,
-  });
+  };
+  const fetcher = new ChunkFetcher(fetcherInit);
 
   const answered = new Set<number>();
   /** The right chunk for a request, changed by `lie`; false when the tracker no longer wanted it. */
@@ -86,10 +87,10 @@ function setup(options: Setup = {}) {
   };
 
   const outcome: { body?: Buffer; error?: unknown; settled: boolean } = { settled: false };
-  const read = async () => {
+  const read = async (from: ChunkFetcher = fetcher) => {
     const parts: Buffer[] = [];
     try {
-      for await (const part of fetcher.stream()) parts.push(part);
+      for await (const part of from.stream()) parts.push(part);
       outcome.body = Buffer.concat(parts);
     } catch (error) {
       outcome.error = error;
@@ -97,7 +98,9 @@ function setup(options: Setup = {}) {
       outcome.settled = true;
     }
   };
-  return { pool, tracker, servers, sent, datagrams, data, fetcher, answer, unanswered, serve, outcome, read };
+  /** Another download of the same file, through the same pool and tracker. */
+  const again = () => new ChunkFetcher(fetcherInit);
+  return { pool, tracker, servers, sent, datagrams, data, fetcher, again, answer, unanswered, serve, outcome, read };
 }
 
 const codeOf = (error: unknown) => (error instanceof GatewayError ? error.code : String(error));
@@ -108,8 +111,9 @@ describe('ChunkFetcher', () => {
     const reading = t.read();
     expect(t.sent.map((s) => s.packet.chunk)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
     expect(new Set(t.sent.map((s) => s.server))).toEqual(new Set(t.servers)); // round-robin
-    // Out of order, but never three places on one server (that would count as a loss).
-    for (const chunk of [3, 2, 1, 0, 7, 6, 5, 4, 8]) t.answer(t.sent[chunk]!);
+    // Out of order, but never three places on one server (that would count as a loss): chunks 0-7
+    // went to the owner of their block, 8 to the other server (idle, it took the rest).
+    for (const chunk of [1, 0, 3, 2, 5, 4, 7, 6, 8]) t.answer(t.sent[chunk]!);
     await reading;
     expect(t.outcome.body?.equals(t.data)).toBe(true);
     expect(t.fetcher.stats).toMatchObject({ requests: 9, retransmissions: 0, hedges: 0, badChunks: 0 });
@@ -147,14 +151,15 @@ describe('ChunkFetcher', () => {
   it('asks a server for a run of chunks in one datagram, and tracks and retries each chunk on its own', async () => {
     const t = setup({ initialWindow: 32, size: 64 * CHUNK, hedging: false });
     const reading = t.read();
-    // A quarter of the window per datagram, round-robin: 8 chunks to one server, 8 to the other, and so on.
-    const a = t.datagrams[0]!.server;
-    const b = t.servers.find((server) => server !== a);
-    expect(t.datagrams.slice(0, 4).map((d) => [d.server.key, d.packet.chunk, d.packet.count])).toEqual([
+    // A quarter of the window per datagram; each block of 16 chunks to the server that owns it.
+    const [a, b] = t.servers;
+    expect(t.datagrams.slice(0, 6).map((d) => [d.server.key, d.packet.chunk, d.packet.count])).toEqual([
       [a!.key, 0, 8],
-      [b!.key, 8, 8],
-      [a!.key, 16, 8],
+      [a!.key, 8, 8],
+      [b!.key, 16, 8],
       [b!.key, 24, 8],
+      [a!.key, 32, 8],
+      [a!.key, 40, 8],
     ]);
     expect(t.sent.map((s) => s.packet.chunk)).toEqual(Array.from({ length: t.sent.length }, (_, i) => i));
     // a loses chunk 2 of its first run: the three after it are answered, so it counts as lost at once
@@ -170,6 +175,23 @@ describe('ChunkFetcher', () => {
     expect(t.fetcher.stats).toMatchObject({ requests: 65, retransmissions: 1 });
     expect(t.tracker.counters.reordered).toBe(1);
     expect(t.datagrams.length).toBeLessThan(20);
+  });
+
+  it('asks each server for the same blocks of chunks in every download of a file (cache affinity)', async () => {
+    const t = setup({ initialWindow: 64, size: 64 * CHUNK, servers: 3 });
+    const owners = async (read: Promise<void>) => {
+      const from = t.sent.length;
+      await t.serve();
+      await read;
+      expect(t.outcome.body?.equals(t.data)).toBe(true);
+      return new Map(t.sent.slice(from).map((s) => [s.packet.chunk, s.server.key]));
+    };
+    const first = await owners(t.read());
+    const second = await owners(t.read(t.again()));
+    expect(second).toEqual(first);
+    // Blocks of 16 chunks, dealt over the servers in key order.
+    const keys = t.servers.map((server) => server.key).sort();
+    for (const [chunk, key] of first) expect(key).toBe(keys[Math.floor(chunk / 16) % 3]);
   });
 
   it('asks again, elsewhere, for a chunk that failed its MD5 or had the wrong length', async () => {
@@ -204,8 +226,9 @@ describe('ChunkFetcher', () => {
   });
 
   it('hedges the chunk the client waits for on another server when its server is slow', async () => {
-    const t = setup({ size: 40 * CHUNK, readAheadChunks: 8 }); // not the endgame: only that chunk
-    const [slow, fast] = t.servers;
+    // Not the endgame (only that chunk is hedged); read-ahead reaches the fast server's first block.
+    const t = setup({ size: 80 * CHUNK, readAheadChunks: 24 });
+    const [slow, fast] = t.servers; // the slow one owns block 0 (the first key in order)
     const reading = t.read();
     const stuck = t.sent.find((s) => s.server === slow && s.packet.chunk === 0)!;
     await t.serve((s) => s.server === fast);
