@@ -48,6 +48,25 @@ function parser(argv: string[]) {
 
 type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
 
+/**
+ * Lines written in one event-loop turn go out in one write (an access log line per request would
+ * otherwise cost a syscall each); ERROR lines and anything before them go at once.
+ */
+export function batchedWriter(write: (text: string) => void): (line: string) => void {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    write(text);
+  };
+  return (line) => {
+    pending.push(line);
+    if (line.includes(' ERROR ')) return flush();
+    if (pending.length === 1) setImmediate(flush);
+  };
+}
+
 /** Range checks yargs cannot express; returns the first problem found. */
 function checkArgs(args: Args): string | undefined {
   const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
@@ -99,7 +118,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
 
-  const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: (line) => process.stderr.write(line) });
+  const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
   try {
     const key = args.secretFile ? keyFromSecret(Buffer.from((await readFile(args.secretFile, 'utf8')).trim(), 'utf8')) : undefined;
     const gateway = await createGateway({
