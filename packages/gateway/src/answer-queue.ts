@@ -34,6 +34,8 @@ interface HashItem {
 
 /** Batches this small are hashed here when the worker is idle. */
 const INLINE_BATCH = 2;
+/** Bytes of a chunk datagram beside its data: frame and auth headers, msgpack fields, MAC. */
+const MAX_FRAME_OVERHEAD = 1_024;
 /** Batches of this many bytes or fewer are always hashed here. */
 const INLINE_BYTES = 64 * 1024;
 
@@ -57,6 +59,8 @@ parentPort.on('message', (items) => {
  * handed on in arrival order, so loss detection by reordering sees what the network did.
  */
 export class AnswerQueue {
+  /** Chunks whose MD5 was checked on this thread, and on the worker. */
+  readonly counters = { hashedHere: 0, hashedInWorker: 0 };
   private readonly init: AnswerQueueInit;
   private readonly entries: Entry[] = [];
   private head = 0;
@@ -75,7 +79,7 @@ export class AnswerQueue {
     if (this.closed) return;
     const hashHere = answer.type === 'chunk' && (this.init.worker === false || this.workerFailed);
     if (answer.type !== 'chunk' || hashHere || !this.init.wanted(answer, from)) {
-      const digestOk = answer.type === 'chunk' && hashHere ? chunkDigestMatches(answer.data, answer.md5) : undefined;
+      const digestOk = answer.type === 'chunk' && hashHere ? this.hashHere(answer) : undefined;
       if (this.head === this.entries.length) this.init.deliver(answer, from, digestOk);
       else this.entries.push({ answer, from, digestOk, ready: true });
       return;
@@ -115,9 +119,11 @@ export class AnswerQueue {
     for (const { answer } of batch) bytes += answer.type === 'chunk' ? answer.data.length : 0;
     const small = bytes <= INLINE_BYTES || (batch.length <= INLINE_BATCH && this.inWorker.length === 0);
     const worker = small ? undefined : this.workerOrUndefined();
+    // Transferring detaches the buffer here: only when it is this datagram's alone (node gives each
+    // received datagram its own), never a pool that other packets share.
     const transferable = items.every((item, i) => {
       const answer = batch[i]!.answer as Extract<Packet, { type: 'chunk' }>;
-      return item.buffer instanceof ArrayBuffer && answer.md5.buffer === item.buffer;
+      return item.buffer instanceof ArrayBuffer && answer.md5.buffer === item.buffer && item.buffer.byteLength <= item.dataLength + MAX_FRAME_OVERHEAD;
     });
     if (!worker || !transferable) {
       for (const entry of batch) this.settleInline(entry);
@@ -125,13 +131,19 @@ export class AnswerQueue {
       return;
     }
     this.inWorker.push(batch);
+    this.counters.hashedInWorker += batch.length;
     worker.postMessage(items, [...new Set(items.map((item) => item.buffer))]);
   }
 
   private settleInline(entry: Entry): void {
     const answer = entry.answer;
-    entry.digestOk = answer.type === 'chunk' ? chunkDigestMatches(answer.data, answer.md5) : undefined;
+    entry.digestOk = answer.type === 'chunk' ? this.hashHere(answer) : undefined;
     entry.ready = true;
+  }
+
+  private hashHere(answer: Extract<Packet, { type: 'chunk' }>): boolean {
+    this.counters.hashedHere++;
+    return chunkDigestMatches(answer.data, answer.md5);
   }
 
   private workerOrUndefined(): Worker | undefined {

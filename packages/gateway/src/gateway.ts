@@ -47,6 +47,8 @@ export interface GatewayStats {
   requests: RequestCounters;
   transfers: TransferCounters & { active: number };
   udp: UdpCounters;
+  /** Chunk MD5s checked on the main thread and on the worker thread. */
+  md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
   servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
 }
@@ -138,6 +140,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
       udp: { ...udp.counters },
+      md5: { ...answers.counters },
       limits: { ...guard.counters, transfersInProgress: guard.transfersInProgress, connectionsOpen: guard.connectionsOpen },
       servers: pool.list().map((server) => ({
         key: server.key,

@@ -10,7 +10,7 @@ afterEach(() => {
 
 /** A chunk answer as the UDP endpoint hands it over: decoded from its own datagram. */
 function chunkAnswer(requestId: number, honest: boolean): { answer: Answer; data: Buffer } {
-  const data = randomBytes(10_000);
+  const data = randomBytes(40_000); // two are more than the queue hashes inline
   const md5 = honest ? chunkDigest(data) : randomBytes(16);
   const answer = decode(encode({ type: 'chunk', requestId, chunk: requestId, hasNext: true, md5, data })) as Answer;
   return { answer, data };
@@ -57,6 +57,7 @@ describe.each([true, false])('AnswerQueue (worker: %s)', (worker) => {
     ]);
     expect(t.delivered[0]!.data?.equals(sent[0]!.data)).toBe(true);
     expect(t.delivered[3]!.data?.equals(sent[2]!.data)).toBe(true);
+    expect(t.queue.counters).toEqual(worker ? { hashedHere: 0, hashedInWorker: 3 } : { hashedHere: 3, hashedInWorker: 0 });
   });
 });
 
@@ -65,6 +66,21 @@ describe('AnswerQueue', () => {
     const t = setup(true, (answer) => answer.requestId !== 2);
     t.queue.push(chunkAnswer(2, true).answer, 's');
     expect(t.delivered).toEqual([expect.objectContaining({ requestId: 2, digestOk: undefined })]);
+  });
+
+  it('never detaches a buffer other packets share: such chunks are hashed here', async () => {
+    const t = setup(true);
+    const datagrams = [1, 2, 3].map((id) => encode({ type: 'chunk', requestId: id, chunk: id, hasNext: true, md5: chunkDigest(Buffer.alloc(40_000, id)), data: Buffer.alloc(40_000, id) }));
+    const pool = Buffer.concat(datagrams); // one ArrayBuffer behind all three
+    let at = 0;
+    for (const datagram of datagrams) {
+      t.queue.push(decode(pool.subarray(at, at + datagram.length)) as Answer, 's');
+      at += datagram.length;
+    }
+    await t.until(3);
+    expect(t.delivered.map((d) => d.digestOk)).toEqual([true, true, true]);
+    expect(t.queue.counters.hashedInWorker).toBe(0);
+    expect(pool.buffer.byteLength).toBeGreaterThan(0); // not detached
   });
 
   it('hashes across many batches without losing or reordering one answer', async () => {
@@ -77,5 +93,6 @@ describe('AnswerQueue', () => {
     await t.until(n);
     expect(t.delivered.map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(t.delivered.filter((d) => d.digestOk === false).map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 === 3));
+    expect(t.queue.counters.hashedInWorker).toBeGreaterThan(n / 2);
   });
 });
