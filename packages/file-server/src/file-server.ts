@@ -48,6 +48,8 @@ export interface FileServerStats {
   chunksSent: number;
   bytesSent: number;
   busy: number;
+  /** Chunk MD5s computed; a chunk read again (same file version and chunk size) reuses its digest. */
+  readonly digestsComputed: number;
 }
 
 export interface FileServer {
@@ -68,7 +70,18 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   const { address, port } = socket.address();
   const name = init.name ?? `${hostname()}:${port}`;
   const maxConcurrentReads = init.maxConcurrentReads ?? 512;
-  const stats: FileServerStats = { datagramsIn: 0, refused: 0, fromStrangers: 0, rateLimited: 0, chunksSent: 0, bytesSent: 0, busy: 0 };
+  const stats: FileServerStats = {
+    datagramsIn: 0,
+    refused: 0,
+    fromStrangers: 0,
+    rateLimited: 0,
+    chunksSent: 0,
+    bytesSent: 0,
+    busy: 0,
+    get digestsComputed() {
+      return store.counters.digestsComputed;
+    },
+  };
   const maxDatagramRate = init.maxDatagramRate ?? DEFAULT_MAX_DATAGRAM_RATE;
   const limiter = new RateLimiter({ ratePerSecond: maxDatagramRate });
   let rateLogQuietUntil = 0;

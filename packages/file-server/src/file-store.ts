@@ -91,6 +91,8 @@ export class FileStore {
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly openFiles = new Map<string, Promise<OpenFile>>();
   private readonly listings = new Map<string, CachedListing>();
+  /** Chunk MD5s computed (not found in a file's digest cache). */
+  readonly counters = { digestsComputed: 0 };
 
   constructor(init: FileStoreInit) {
     this.rootInput = init.root;
@@ -135,7 +137,7 @@ export class FileStore {
       if (bytesRead === 0) throw new StaleVersionError(`${path} shrank while being read`);
       filled += bytesRead;
     }
-    return { data, hasNext: offset + data.length < size, md5: digestOf(file, index, chunkSize, data) };
+    return { data, hasNext: offset + data.length < size, md5: this.digestOf(file, index, chunkSize, data) };
   }
 
   /**
@@ -167,6 +169,22 @@ export class FileStore {
     const files = [...this.openFiles.values()];
     this.openFiles.clear();
     await Promise.allSettled(files.map(async (file) => (await file).handle.close()));
+  }
+
+  /** The chunk's MD5, from the file's digest cache when it was read before at this chunk size. */
+  private digestOf(file: OpenFile, index: number, chunkSize: number, data: Buffer): Buffer {
+    const digests = file.digests;
+    if (digests.chunkSize !== chunkSize) {
+      digests.chunkSize = chunkSize;
+      digests.byIndex.clear();
+    }
+    let md5 = digests.byIndex.get(index);
+    if (!md5) {
+      md5 = chunkDigest(data);
+      this.counters.digestsComputed++;
+      if (digests.byIndex.size < MAX_DIGESTS_PER_FILE) digests.byIndex.set(index, md5);
+    }
+    return md5;
   }
 
   /** Canonical path → real path under the root, or ForbiddenPathError / NotFoundError. */
@@ -297,20 +315,6 @@ export class FileStore {
     for (let index = from; index < to; index++) if (snapshot.entries[index] === undefined) pending.push(describe(index));
     await Promise.all(pending);
   }
-}
-
-function digestOf(file: OpenFile, index: number, chunkSize: number, data: Buffer): Buffer {
-  const digests = file.digests;
-  if (digests.chunkSize !== chunkSize) {
-    digests.chunkSize = chunkSize;
-    digests.byIndex.clear();
-  }
-  let md5 = digests.byIndex.get(index);
-  if (!md5) {
-    md5 = chunkDigest(data);
-    if (digests.byIndex.size < MAX_DIGESTS_PER_FILE) digests.byIndex.set(index, md5);
-  }
-  return md5;
 }
 
 function isErrno(error: unknown, code: string): boolean {
