@@ -83,6 +83,8 @@ export class ChunkFetcher {
   private failure: Error | undefined;
   private wakeUp: (() => void) | undefined;
   private pumpScheduled = false;
+  /** This transfer's place in the pool's queue for room (see ServerPool.waitForRoom). */
+  private readonly pumpWhenRoom = () => this.pump();
   private finished = false;
   private cancelled = false;
 
@@ -134,6 +136,7 @@ export class ChunkFetcher {
       clearInterval(ticker);
       this.init.pool.off('change', onPoolChange);
       this.init.pool.off('removed', onRemoved);
+      this.init.pool.stopWaitingForRoom(this.pumpWhenRoom);
       // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.
       this.outstanding.clear();
       this.received.clear();
@@ -218,7 +221,7 @@ export class ChunkFetcher {
       const chunk = this.retryOrder[0];
       if (chunk === undefined) break;
       const server = this.pickServer(this.retry.get(chunk));
-      if (!server) return;
+      if (!server) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.retryOrder.shift();
       this.retry.delete(chunk);
       this.stats.retransmissions++;
@@ -228,7 +231,7 @@ export class ChunkFetcher {
       const end = Math.min(this.lastChunk + 1, this.nextToDeliver + this.init.readAheadChunks);
       if (this.nextNew >= end) return;
       const run = this.pickServerForRun(end - this.nextNew, this.lastChunk + 1 - this.nextNew);
-      if (!run) return;
+      if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.request(this.nextNew, run.count, run.server);
       this.nextNew += run.count;
     }

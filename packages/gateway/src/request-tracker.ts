@@ -158,6 +158,7 @@ export class RequestTracker {
     this.byId.delete(request.id);
     this.queues.get(request.server)?.pending.delete(request.id);
     request.server.inFlight--;
+    this.init.pool.roomFreed();
   }
 
   /**

@@ -94,6 +94,8 @@ export class ServerPool extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Transfers waiting for room, in the order they came (see waitForRoom). */
+  private readonly roomWaiters = new Set<() => void>();
   readonly counters: PoolCounters = { admitted: 0, readmitted: 0, left: 0, evicted: 0, dropped: 0, coolDowns: 0 };
   readonly heartbeatMs: number;
 
@@ -223,6 +225,29 @@ export class ServerPool extends EventEmitter {
   close(): void {
     this.stopSweeping();
     this.servers.clear();
+    this.roomWaiters.clear();
+  }
+
+  /**
+   * Queues a transfer that found no room in the windows (`pump` retries it). Each request that
+   * settles hands its room to the transfer at the head of the queue first, before the transfer that
+   * owned the request can take it back, so concurrent downloads share the windows instead of the
+   * first ones keeping them. A transfer still blocked queues itself again, at the back.
+   */
+  waitForRoom(pump: () => void): void {
+    this.roomWaiters.add(pump);
+  }
+
+  stopWaitingForRoom(pump: () => void): void {
+    this.roomWaiters.delete(pump);
+  }
+
+  /** A request settled (the tracker says so): room may be open. */
+  roomFreed(): void {
+    const next = this.roomWaiters.values().next();
+    if (next.done) return;
+    this.roomWaiters.delete(next.value);
+    queueMicrotask(next.value);
   }
 
   private endCoolDownIfDue(server: PoolServer): void {

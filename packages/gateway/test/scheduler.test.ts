@@ -194,6 +194,29 @@ describe('ChunkFetcher', () => {
     for (const [chunk, key] of first) expect(key).toBe(keys[Math.floor(chunk / 16) % 3]);
   });
 
+  it('hands the room a download frees to another that waits for some, not only back to itself', async () => {
+    const t = setup({ size: 64 * CHUNK, readAheadChunks: 64, hedging: false });
+    void t.read();
+    const before = t.sent.length; // the windows are full
+    const second = t.again();
+    const secondRead = (async () => {
+      for await (const part of second.stream()) void part;
+    })();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.sent).toHaveLength(before); // no room: the second download queues for it
+    // Two answers for the first download, one per event-loop turn as datagrams come, and no timer
+    // tick: the room they free is shared.
+    for (const request of t.sent.slice(0, 2)) {
+      t.answer(request);
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    expect(t.sent.slice(before).map((s) => s.packet.chunk)).toContain(0); // the second download's first chunk
+    second.cancel();
+    t.fetcher.cancel();
+    await vi.advanceTimersByTimeAsync(0);
+    await secondRead;
+  });
+
   it('asks again, elsewhere, for a chunk that failed its MD5 or had the wrong length', async () => {
     const t = setup();
     const [a] = t.servers;
