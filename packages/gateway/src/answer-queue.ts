@@ -36,6 +36,8 @@ interface HashItem {
 const INLINE_BATCH = 2;
 /** Bytes of a chunk datagram beside its data: frame and auth headers, msgpack fields, MAC. */
 const MAX_FRAME_OVERHEAD = 1_024;
+/** Most chunks per message to the worker. */
+const WORKER_SLICE = 8;
 /** Batches of this many bytes or fewer are always hashed here. */
 const INLINE_BYTES = 64 * 1024;
 
@@ -130,9 +132,14 @@ export class AnswerQueue {
       this.drain();
       return;
     }
-    this.inWorker.push(batch);
     this.counters.hashedInWorker += batch.length;
-    worker.postMessage(items, [...new Set(items.map((item) => item.buffer))]);
+    // In slices, so the first answers come back while the worker hashes the rest (the first chunk of
+    // a download is in the first, large batch, and its client waits for it).
+    for (let from = 0; from < batch.length; from += WORKER_SLICE) {
+      const slice = items.slice(from, from + WORKER_SLICE);
+      this.inWorker.push(batch.slice(from, from + WORKER_SLICE));
+      worker.postMessage(slice, [...new Set(slice.map((item) => item.buffer))]);
+    }
   }
 
   private settleInline(entry: Entry): void {
