@@ -214,7 +214,11 @@ export class ChunkFetcher {
     return false;
   }
 
-  /** Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first, one per request), then runs of new chunks. */
+  /**
+   * Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first, one
+   * per request), then runs of new chunks. Blocked by full windows, the transfer queues for room
+   * (ServerPool.waitForRoom), so it gets the next room freed even while others keep theirs busy.
+   */
   private pump(): void {
     if (this.finished || this.failure || this.cancelled) return;
     for (;;) {
