@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chunkDigest, decode, encode, silentLogger } from '@httpgw/protocol';
+import type { Worker } from 'node:worker_threads';
+import { chunkDigest, createLogger, decode, encode, silentLogger } from '@httpgw/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnswerQueue, type Answer } from '../src/answer-queue.js';
 
@@ -81,6 +82,30 @@ describe('AnswerQueue', () => {
     expect(t.delivered.map((d) => d.digestOk)).toEqual([true, true, true]);
     expect(t.queue.counters.hashedInWorker).toBe(0);
     expect(pool.buffer.byteLength).toBeGreaterThan(0); // not detached
+  });
+
+  it('goes on hashing here when the worker dies; what the worker held is lost like datagrams, and logged', async () => {
+    const lines: string[] = [];
+    const delivered: number[] = [];
+    const queue = new AnswerQueue({
+      worker: true,
+      wanted: () => true,
+      logger: createLogger({ name: 't', write: (line) => lines.push(line) }),
+      deliver: (answer) => delivered.push(answer.requestId),
+    });
+    queues.push(queue);
+    for (const id of [1, 2, 3]) queue.push(chunkAnswer(id, true).answer, 's');
+    await new Promise((resolve) => setImmediate(resolve)); // the batch went to the worker
+    expect(queue.counters.hashedInWorker).toBe(3);
+    await (queue as unknown as { worker: Worker }).worker.terminate();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines.join('')).toMatch(/md5 worker failed/);
+    for (const id of [4, 5, 6]) queue.push(chunkAnswer(id, true).answer, 's');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // 1-3 were dropped unless the worker answered before it died: lost ones are asked again after
+    // their timeout. Nothing twice, nothing out of order, and the rest hashed here.
+    expect([[4, 5, 6], [1, 2, 3, 4, 5, 6]]).toContainEqual(delivered);
+    expect(queue.counters.hashedHere).toBe(3);
   });
 
   it('hashes across many batches without losing or reordering one answer', async () => {
