@@ -12,7 +12,8 @@ describe('large chunks through three file servers', () => {
     const root = await makeTempDir();
     removeRoot = root.remove;
     files = await writeFiles(root.path, { 'big.bin': 16 * 1024 * 1024 + 5 });
-    cluster = await startCluster({ root: root.path });
+    // No hedging: its second copies go to other servers by design, and would blur what is measured.
+    cluster = await startCluster({ root: root.path, gateway: { hedging: false } });
   });
 
   afterAll(async () => {
@@ -43,8 +44,10 @@ describe('large chunks through three file servers', () => {
     await download();
     const second = digestsComputed();
     const newDigests = second.reduce((sum, n, i) => sum + n - first[i]!, 0);
-    // Without affinity, round-robin would hand each server about two thirds of chunks it has not seen.
-    expect(newDigests).toBeLessThan(chunks / 10);
+    // Without affinity (measured by switching it off): 116-128 of these 274 chunks are new to the
+    // server asked. With it, only runs taken over from a busy owner are: 28-53 with two CPU hogs
+    // running beside the test. The bound sits between the two.
+    expect(newDigests).toBeLessThan(chunks / 3);
     expect(first.every((n) => n > chunks / 10)).toBe(true); // and every server took its share
   });
 });
