@@ -25,6 +25,11 @@ interface Entry {
   dropped?: boolean;
 }
 
+type ChunkAnswer = Extract<Answer, { type: 'chunk' }>;
+interface ChunkEntry extends Entry {
+  answer: ChunkAnswer;
+}
+
 interface HashItem {
   buffer: ArrayBuffer;
   dataOffset: number;
@@ -66,8 +71,8 @@ export class AnswerQueue {
   private readonly init: AnswerQueueInit;
   private readonly entries: Entry[] = [];
   private head = 0;
-  private batch: Entry[] = [];
-  private readonly inWorker: Entry[][] = [];
+  private batch: ChunkEntry[] = [];
+  private readonly inWorker: ChunkEntry[][] = [];
   private flushScheduled = false;
   private worker: Worker | undefined;
   private workerFailed = false;
@@ -79,14 +84,9 @@ export class AnswerQueue {
 
   push(answer: Answer, from: string): void {
     if (this.closed) return;
-    const hashHere = answer.type === 'chunk' && (this.init.worker === false || this.workerFailed);
-    if (answer.type !== 'chunk' || hashHere || !this.init.wanted(answer, from)) {
-      const digestOk = answer.type === 'chunk' && hashHere ? this.hashHere(answer) : undefined;
-      if (this.head === this.entries.length) this.init.deliver(answer, from, digestOk);
-      else this.entries.push({ answer, from, digestOk, ready: true });
-      return;
-    }
-    const entry: Entry = { answer, from, digestOk: undefined, ready: false };
+    if (answer.type !== 'chunk' || !this.init.wanted(answer, from)) return this.passOn(answer, from, undefined);
+    if (this.init.worker === false || this.workerFailed) return this.passOn(answer, from, this.hashHere(answer));
+    const entry: ChunkEntry = { answer, from, digestOk: undefined, ready: false };
     this.entries.push(entry);
     this.batch.push(entry);
     if (!this.flushScheduled) {
@@ -94,6 +94,12 @@ export class AnswerQueue {
       // After the poll phase: every datagram already read joins this batch.
       setImmediate(() => this.flush());
     }
+  }
+
+  /** An answer that needs no waiting: delivered now, or queued behind those that do. */
+  private passOn(answer: Answer, from: string, digestOk: boolean | undefined): void {
+    if (this.head === this.entries.length) this.init.deliver(answer, from, digestOk);
+    else this.entries.push({ answer, from, digestOk, ready: true });
   }
 
   close(): void {
@@ -111,23 +117,9 @@ export class AnswerQueue {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0 || this.closed) return;
-    const items: HashItem[] = batch.map(({ answer }) => {
-      if (answer.type !== 'chunk') throw new Error('only chunks are hashed');
-      return { buffer: answer.data.buffer as ArrayBuffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset };
-    });
-    // Posting to the worker (and waking it) costs more than hashing a few small chunks, or a chunk
-    // or two of any size when it is idle (the first chunk of a download waits on it).
-    let bytes = 0;
-    for (const { answer } of batch) bytes += answer.type === 'chunk' ? answer.data.length : 0;
-    const small = bytes <= INLINE_BYTES || (batch.length <= INLINE_BATCH && this.inWorker.length === 0);
-    const worker = small ? undefined : this.workerOrUndefined();
-    // Transferring detaches the buffer here: only when it is this datagram's alone (node gives each
-    // received datagram its own), never a pool that other packets share.
-    const transferable = items.every((item, i) => {
-      const answer = batch[i]!.answer as Extract<Packet, { type: 'chunk' }>;
-      return item.buffer instanceof ArrayBuffer && answer.md5.buffer === item.buffer && item.buffer.byteLength <= item.dataLength + MAX_FRAME_OVERHEAD;
-    });
-    if (!worker || !transferable) {
+    const worker = this.worthTheWorker(batch) ? this.workerOrUndefined() : undefined;
+    const items = worker ? transferableItems(batch) : undefined;
+    if (!worker || !items) {
       for (const entry of batch) this.settleInline(entry);
       this.drain();
       return;
@@ -142,13 +134,23 @@ export class AnswerQueue {
     }
   }
 
-  private settleInline(entry: Entry): void {
-    const answer = entry.answer;
-    entry.digestOk = answer.type === 'chunk' ? this.hashHere(answer) : undefined;
+  /**
+   * Posting to the worker (and waking it) costs more than hashing a few small chunks, or a chunk or
+   * two of any size when it is idle (the first chunk of a download waits on it).
+   */
+  private worthTheWorker(batch: readonly ChunkEntry[]): boolean {
+    if (batch.length <= INLINE_BATCH && this.inWorker.length === 0) return false;
+    let bytes = 0;
+    for (const { answer } of batch) bytes += answer.data.length;
+    return bytes > INLINE_BYTES;
+  }
+
+  private settleInline(entry: ChunkEntry): void {
+    entry.digestOk = this.hashHere(entry.answer);
     entry.ready = true;
   }
 
-  private hashHere(answer: Extract<Packet, { type: 'chunk' }>): boolean {
+  private hashHere(answer: ChunkAnswer): boolean {
     this.counters.hashedHere++;
     return chunkDigestMatches(answer.data, answer.md5);
   }
@@ -172,12 +174,9 @@ export class AnswerQueue {
     if (!batch || this.closed) return;
     batch.forEach((entry, i) => {
       const item = result.items[i]!;
-      const answer = entry.answer;
-      if (answer.type === 'chunk') {
-        // The buffer came back: the packet's views onto it are rebuilt.
-        answer.data = new Uint8Array(item.buffer, item.dataOffset, item.dataLength);
-        answer.md5 = new Uint8Array(item.buffer, item.md5Offset, 16);
-      }
+      // The buffer came back: the packet's views onto it are rebuilt.
+      entry.answer.data = new Uint8Array(item.buffer, item.dataOffset, item.dataLength);
+      entry.answer.md5 = new Uint8Array(item.buffer, item.md5Offset, 16);
       entry.digestOk = result.ok[i] === true;
       entry.ready = true;
     });
@@ -214,4 +213,19 @@ export class AnswerQueue {
       this.head = 0;
     }
   }
+}
+
+/**
+ * The batch as items for the worker, or undefined when a buffer cannot be transferred: transferring
+ * detaches it here, so only a buffer that is the datagram's alone (node gives each received datagram
+ * its own) may go, never a pool other packets share.
+ */
+function transferableItems(batch: readonly ChunkEntry[]): HashItem[] | undefined {
+  const items: HashItem[] = [];
+  for (const { answer } of batch) {
+    const { buffer } = answer.data;
+    if (!(buffer instanceof ArrayBuffer) || answer.md5.buffer !== buffer || buffer.byteLength > answer.data.length + MAX_FRAME_OVERHEAD) return undefined;
+    items.push({ buffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset });
+  }
+  return items;
 }

@@ -348,11 +348,7 @@ export class ChunkFetcher {
         onLost: (_reason, from) => this.onLost(chunk, firstId + i, from),
       });
     }
-    const firstId = this.init.tracker.sendRun(
-      server,
-      (requestId) => (count === 1 ? { type: 'chunk-request', requestId, path, version, chunk: first, chunkSize } : { type: 'chunk-request', requestId, path, version, chunk: first, chunkSize, count }),
-      handlers,
-    );
+    const firstId = this.init.tracker.sendRun(server, (requestId) => ({ type: 'chunk-request', requestId, path, version, chunk: first, chunkSize, ...(count > 1 ? { count } : {}) }), handlers);
     this.stats.requests += count;
     const now = this.now();
     for (let i = 0; i < count; i++) {

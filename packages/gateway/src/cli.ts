@@ -52,7 +52,7 @@ type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
  * Lines written in one event-loop turn go out in one write (an access log line per request would
  * otherwise cost a syscall each); ERROR lines and anything before them go at once.
  */
-export function batchedWriter(write: (text: string) => void): (line: string) => void {
+export function batchedWriter(write: (text: string) => void): (line: string, level: LogLevel) => void {
   let pending: string[] = [];
   const flush = () => {
     if (pending.length === 0) return;
@@ -60,9 +60,9 @@ export function batchedWriter(write: (text: string) => void): (line: string) => 
     pending = [];
     write(text);
   };
-  return (line) => {
+  return (line, level) => {
     pending.push(line);
-    if (line.includes(' ERROR ')) return flush();
+    if (level === 'error') return flush();
     if (pending.length === 1) setImmediate(flush);
   };
 }

@@ -38,46 +38,41 @@ export interface SealOptions {
 }
 
 /**
- * The frame of a body given in parts, as parts: the header (with the body's first part), the other
- * parts as they are, then the MAC when authenticated. `Buffer.concat` of the result is exactly
- * `sealFrame` of the concatenated body; sent as one datagram with scatter/gather, a large part (a
- * chunk's data) is never copied in user space.
+ * The frame of a body given in parts, as parts: the header (and auth header), the body's parts as
+ * they are, then the MAC when authenticated. Sent as one datagram with scatter/gather, a large part
+ * (a chunk's data) is never copied in user space; `sealFrame` is its concatenation.
  */
 export function sealFrameParts(body: readonly Uint8Array[], options?: SealOptions): Uint8Array[] {
-  const [first = new Uint8Array(0), ...rest] = body;
-  const head = sealFrame(first, options);
-  if (!options) return [head, ...rest];
-  // sealFrame closed `head` with a MAC over header and first part: replace it with one over everything.
-  const start = head.subarray(0, head.length - HMAC_BYTES);
+  const start = frameStart(options);
+  if (!options) return [start, ...body];
   const hmac = createHmac('sha256', options.key.secret).update(start);
-  for (const part of rest) hmac.update(part);
-  return [start, ...rest, hmac.digest()];
+  for (const part of body) hmac.update(part);
+  return [start, ...body, hmac.digest()];
 }
 
 /** Wraps an encoded body into a frame, authenticated when `options` is given. */
 export function sealFrame(body: Uint8Array, options?: SealOptions): Buffer {
+  return Buffer.concat(sealFrameParts([body], options));
+}
+
+/** Everything before the body: the header, and the auth header when authenticated. */
+function frameStart(options: SealOptions | undefined): Buffer {
   if (!options) {
-    const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    writeHeader(frame, 0);
-    frame.set(body, HEADER_BYTES);
-    return frame;
+    const start = Buffer.allocUnsafe(HEADER_BYTES);
+    writeHeader(start, 0);
+    return start;
   }
   const keyId = Buffer.from(options.key.id, 'utf8');
   if (keyId.length === 0 || keyId.length > MAX_KEY_ID_LENGTH) throw new RangeError('key id must be 1..32 bytes');
-  const authBytes = 1 + keyId.length + 8 + NONCE_BYTES;
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + authBytes + body.length + HMAC_BYTES);
-  writeHeader(frame, FLAG_AUTH);
+  const start = Buffer.allocUnsafe(HEADER_BYTES + 1 + keyId.length + 8 + NONCE_BYTES);
+  writeHeader(start, FLAG_AUTH);
   let at = HEADER_BYTES;
-  frame[at++] = keyId.length;
-  at += keyId.copy(frame, at);
-  frame.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(options.timestampMs))), at);
+  start[at++] = keyId.length;
+  at += keyId.copy(start, at);
+  start.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(options.timestampMs))), at);
   at += 8;
-  frame.writeBigUInt64BE(BigInt.asUintN(64, options.nonce), at);
-  at += NONCE_BYTES;
-  frame.set(body, at);
-  at += body.length;
-  createHmac('sha256', options.key.secret).update(frame.subarray(0, at)).digest().copy(frame, at);
-  return frame;
+  start.writeBigUInt64BE(BigInt.asUintN(64, options.nonce), at);
+  return start;
 }
 
 /**

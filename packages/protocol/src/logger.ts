@@ -19,7 +19,8 @@ export interface Logger {
 export interface LoggerInit {
   name: string;
   level?: LogLevel;
-  write: (line: string) => void;
+  /** Receives each line, with its level (a sink may flush errors at once). */
+  write: (line: string, level: Exclude<LogLevel, 'silent'>) => void;
   now?: () => Date;
 }
 
@@ -30,7 +31,7 @@ export function createLogger(init: LoggerInit): Logger {
   const now = init.now ?? (() => new Date());
   const emit = (level: Exclude<LogLevel, 'silent'>, message: string, fields?: LogFields) => {
     if (RANK[level] < threshold) return;
-    init.write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${init.name}: ${message}${formatFields(fields)}\n`);
+    init.write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${init.name}: ${message}${formatFields(fields)}\n`, level);
   };
   return {
     debug: (message, fields) => emit('debug', message, fields),
