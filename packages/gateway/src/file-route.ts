@@ -151,8 +151,10 @@ async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: A
   }
 }
 
-/** Resolves when the socket takes more, or when the response is closed (the client left). */
+/** Resolves when the socket takes more, or when the response is closed (the client left), even before. */
 function drained(res: ServerResponse): Promise<void> {
+  // A write to a response already closed returns false too, and its 'close' will not come again.
+  if (res.destroyed || res.closed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { silentLogger, type ListEntry } from '@httpgw/protocol';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +20,10 @@ interface FakeFile {
   version: string;
   /** Makes the transfer fail before its first chunk. */
   failure?: Error;
+  /** Holds the first chunk back until it settles. */
+  beforeFirst?: Promise<void>;
+  /** Set once the transfer's generator has finished, however it ended. */
+  ended?: boolean;
 }
 
 const files = new Map<string, FakeFile>();
@@ -45,8 +50,13 @@ const deps: FileRouteDeps = {
       fetched.push([file.path, firstByte, lastByte]);
       const fake = files.get(file.path)!;
       async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
-        if (fake.failure) throw fake.failure;
-        yield fake.data.subarray(firstByte, lastByte + 1);
+        try {
+          await fake.beforeFirst;
+          if (fake.failure) throw fake.failure;
+          yield fake.data.subarray(firstByte, lastByte + 1);
+        } finally {
+          fake.ended = true;
+        }
       }
       return { fetcher: { bytesDelivered: 0, serversUsed: new Set<string>(), cancel() {} }, chunks: chunks() };
     },
@@ -90,6 +100,14 @@ async function listen(app: ReturnType<typeof createHttpApp>): Promise<{ port: nu
     port: (server.address() as AddressInfo).port,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Polls `condition` every 10 ms; fails after 2 s. */
+async function until(condition: () => boolean): Promise<void> {
+  for (const deadline = performance.now() + 2_000; !condition(); ) {
+    if (performance.now() > deadline) throw new Error('condition not met within 2 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 let port: number;
@@ -193,6 +211,22 @@ describe('ranges', () => {
     expect([whole.status, whole.headers['content-length'], whole.body.length]).toEqual([200, '0', 0]);
     const range = await get('/empty.bin', { Range: 'bytes=0-' });
     expect([range.status, range.headers['content-range']]).toEqual([416, 'bytes */0']);
+  });
+});
+
+describe('a client that leaves', () => {
+  it('before the first chunk arrives: the response is wound up, not left waiting for a drain that never comes', async () => {
+    let release = () => {};
+    const file: FakeFile = { data: Buffer.alloc(100_000, 1), version: 'v-late', beforeFirst: new Promise((resolve) => (release = resolve)) };
+    files.set('late.bin', file);
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    client.write('GET /late.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => fetched.some(([path]) => path === 'late.bin'));
+    client.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the server sees the close
+    release(); // the first chunk comes to a closed response
+    await until(() => file.ended === true);
   });
 });
 
