@@ -1,10 +1,10 @@
 // A file server answering a chunk-request for a run of chunks (`count`), seen from a raw gateway.
 import { randomBytes } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkDigest, decode, encode, type Packet } from '@httpgw/protocol';
-import { versionOf } from '@httpgw/file-server';
+import { versionOfBytes } from '@httpgw/file-server';
 import { makeTempDir } from './support/cluster.js';
 import { peer, serverFor } from './security-support.js';
 
@@ -20,7 +20,7 @@ beforeAll(async () => {
   root = dir.path;
   removeRoot = dir.remove;
   await writeFile(join(root, 'f.bin'), data);
-  version = versionOf(await stat(join(root, 'f.bin')));
+  version = versionOfBytes(data, CHUNK);
 });
 afterAll(() => removeRoot());
 

@@ -149,14 +149,21 @@ describe('lying servers', () => {
     return copy;
   };
 
-  it('a server whose chunks fail their MD5 is dropped and banned; the download is intact', async () => {
+  it('a server whose chunks fail their MD5 loses each file it lies about, then is dropped and banned; every download is intact', async () => {
     const { logger, lines } = captureLogger();
-    const c = await cluster({ root: root.path, servers: 2, gateway: { ...GATEWAY, logger } });
+    const others = await writeFiles(root.path, { 'lie-2.bin': 300_000, 'lie-3.bin': 300_000 });
+    const c = await cluster({ root: root.path, servers: 2, gateway: { ...GATEWAY, logger, hedging: false } });
     const proxy = await faultyServer(c, { tamper: (answer) => (answer.type === 'chunk' ? { ...answer, data: flipFirstByte(answer.data) } : undefined) });
     expectIntact(await download(c.url(FILE)));
+    // Proportionate: one file's bad data costs the server that file, not its place in the pool.
+    expect(c.gateway.stats().pool).toMatchObject({ filesLost: 1, dropped: 0 });
+    expect(c.gateway.pool.size).toBe(3);
+    expect(lines.some((line) => /server lost a file for bad data/.test(line) && line.includes(keyOf(proxy.upstream())))).toBe(true);
+    expectIntact(await download(c.url('lie-2.bin')), others.get('lie-2.bin'));
+    expectIntact(await download(c.url('lie-3.bin')), others.get('lie-3.bin'));
     const stats = c.gateway.stats();
-    expect(stats.pool.dropped).toBe(1);
-    expect(stats.transfers.badChunks).toBeGreaterThanOrEqual(3);
+    expect(stats.pool).toMatchObject({ filesLost: 3, dropped: 1 });
+    expect(stats.transfers.badChunks).toBeGreaterThanOrEqual(9);
     expect(lines.some((line) => /server dropped/.test(line) && line.includes(keyOf(proxy.upstream())))).toBe(true);
     // Banned: its heartbeats get known:false, its new hellos are ignored.
     expect(c.gateway.pool.isBanned(proxy.upstream().address, proxy.upstream().port)).toBe(true);
@@ -177,7 +184,7 @@ describe('lying servers', () => {
     expectIntact(await download(c.url(FILE)));
     const stats = c.gateway.stats();
     expect(stats.transfers.badChunks).toBeGreaterThanOrEqual(3);
-    expect(stats.pool.dropped).toBe(1);
+    expect(stats.pool.filesLost).toBe(1);
   });
 
   it('a server that lies about one chunk only: that chunk comes from another server; the server stays', async () => {
@@ -237,7 +244,7 @@ describe('servers that disagree about a file', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const sentBefore = changing.stats.chunksSent;
     expectIntact(await download(c.url(FILE)));
-    expect(lines.some((line) => line.includes('server no longer holds the file version') && line.includes('why=stale'))).toBe(true);
+    expect(lines.some((line) => line.includes('server no longer serves the file version') && line.includes('why=stale'))).toBe(true);
     expect(changing.stats.chunksSent).toBe(sentBefore); // it answered stale, never a chunk of the new file
   });
 

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore, versionOf } from '@httpgw/file-server';
+import { FileStore, versionOfBytes } from '@httpgw/file-server';
 import { ForbiddenPathError, NotFoundError } from '../packages/file-server/src/file-store.js';
 import { makeTempDir, writeFiles } from './support/cluster.js';
 
@@ -56,7 +56,7 @@ async function outcome(run: () => Promise<unknown>): Promise<string> {
 }
 
 async function versionAt(path: string): Promise<string> {
-  return versionOf(await stat(join(root, path)));
+  return versionOfBytes(await readFile(join(root, path)), 1024);
 }
 
 describe('FileStore keeps every read under its root', () => {

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { versionOf } from '@httpgw/file-server';
+import { versionOfBytes } from '@httpgw/file-server';
 import { MTU_SAFE_CHUNK_SIZE, createFrameCodec, decode, encode, keyFromSecret, type FrameCodec, type Packet } from '@httpgw/protocol';
 import { createRequestIdSource } from '../packages/gateway/src/request-ids.js';
 import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
@@ -98,7 +98,7 @@ describe('no reflection, no amplification', () => {
     onTestFinished(() => cluster.stop());
     const [server] = cluster.servers;
     const stranger = await peer();
-    const version = versionOf(await stat(join(root, 'x.bin')));
+    const version = versionOfBytes(await readFile(join(root, 'x.bin')), 65_000);
     const asks: Packet[] = [
       { type: 'meta-request', requestId: 1, path: 'x.bin' },
       { type: 'chunk-request', requestId: 2, path: 'x.bin', version, chunk: 0, chunkSize: 65_000 },

@@ -18,9 +18,9 @@ export interface RunningProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts one of the CLIs under Node; its stderr is collected for assertions. */
-export function startProcess(bin: keyof typeof BINS, args: string[]): RunningProcess {
-  const child = spawn(process.execPath, [BINS[bin], ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts one of the CLIs under Node (as another user with `as`); its stderr is collected for assertions. */
+export function startProcess(bin: keyof typeof BINS, args: string[], as?: { uid: number; gid: number }): RunningProcess {
+  const child = spawn(process.execPath, [BINS[bin], ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let stderr = '';
   const watchers = new Set<() => void>();
   child.stderr.on('data', (data: Buffer) => {

@@ -17,7 +17,7 @@ import {
   type MetaRequestPacket,
   type Packet,
 } from '@httpgw/protocol';
-import { FileStore, ForbiddenPathError, NotFoundError, StaleVersionError } from './file-store.js';
+import { DigestPendingError, FileStore, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './file-store.js';
 import { GatewayLink, type GatewayAddress } from './gateway-link.js';
 
 export interface FileServerInit {
@@ -122,7 +122,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
 
   const serveMeta = async (link: GatewayLink, request: MetaRequestPacket) => {
-    const meta = await store.meta(request.path).catch((error: unknown) => {
+    const meta = await store.meta(request.path, request.chunkSize).catch((error: unknown) => {
       // Forbidden paths look exactly like missing ones: no probing of what lies outside the root.
       if (error instanceof ForbiddenPathError) return { kind: 'none' as const, size: 0, mtimeMs: 0, version: '' };
       throw error;
@@ -150,9 +150,18 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     send({ type: 'list', requestId: request.requestId, entries: page.entries, next: page.next }, link.address, link.port);
   };
 
+  /** When each path's read failure was last logged: one line per path per 10 s, whatever the gateway retries. */
+  const failureLoggedAt = new Map<string, number>();
   const replyFailure = (link: GatewayLink, requestId: number, path: string, error: unknown) => {
     const [code, message] = describeFailure(error);
-    if (code === 'io') logger.warn('read failed', { path, error: message });
+    if (code === 'io' || code === 'unreadable') {
+      const now = performance.now();
+      if (now - (failureLoggedAt.get(path) ?? Number.NEGATIVE_INFINITY) >= 10_000) {
+        if (failureLoggedAt.size >= 1_000) failureLoggedAt.clear();
+        failureLoggedAt.set(path, now);
+        logger.warn(code === 'unreadable' ? 'file cannot be read' : 'read failed', { path, error: message });
+      }
+    }
     replyError(link, requestId, code, message);
   };
 
@@ -234,6 +243,8 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
 function describeFailure(error: unknown): [ErrorCode, string] {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof StaleVersionError) return ['stale', message];
+  if (error instanceof UnreadableError) return ['unreadable', 'the file cannot be read (permission denied)'];
+  if (error instanceof DigestPendingError) return ['busy', message];
   if (error instanceof NotFoundError || error instanceof ForbiddenPathError) return ['not-found', 'no such file'];
   return ['io', message];
 }

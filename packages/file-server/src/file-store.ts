@@ -1,7 +1,9 @@
-import { constants as fsConstants, readSync, type Dirent, type Stats } from 'node:fs';
+import { fstatSync, constants as fsConstants, readSync, type Dirent } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
-import { MAX_LIST_ENTRIES, chunkDigest, normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
+import { DEFAULT_CHUNK_SIZE, MAX_LIST_ENTRIES, MD5_BYTES, normalizePath, type EntryKind, type ListEntry } from '@httpgw/protocol';
+import { LRUCache } from 'lru-cache';
+import { FileShrankError, computeManifest, identityOf, type FileIdentity, type Manifest } from './manifest.js';
 
 /** How long a listing snapshot serves the pages after the first one. */
 const LISTING_SNAPSHOT_MS = 30_000;
@@ -15,6 +17,10 @@ export interface FileStoreInit {
   maxOpenFiles?: number;
   /** How long an open handle or a directory listing is trusted before the path is checked again. */
   revalidateMs?: number;
+  /** Bytes of chunk MD5s kept for files' manifests (16 per chunk: 64 MiB cover 256 GB at 60 KiB chunks). */
+  manifestCacheBytes?: number;
+  /** How long a metadata answer waits for a file's digest before saying `busy` (the digest goes on). */
+  metaWaitMs?: number;
   now?: () => number;
 }
 
@@ -31,9 +37,17 @@ export interface ChunkRead {
   md5: Buffer;
 }
 
-/** The file changed since the gateway learned its version: refuse rather than mix contents. */
+/** The file changed since the gateway learned its version, or while it was read: refuse rather than mix contents. */
 export class StaleVersionError extends Error {
   override readonly name = 'StaleVersionError';
+}
+/** The file exists but this process may not read it (permissions): no retry will help. */
+export class UnreadableError extends Error {
+  override readonly name = 'UnreadableError';
+}
+/** The file's digest is still being computed (or the file keeps changing): ask again shortly. */
+export class DigestPendingError extends Error {
+  override readonly name = 'DigestPendingError';
 }
 /** The path is malformed, hidden, or resolves outside the root. */
 export class ForbiddenPathError extends Error {
@@ -45,15 +59,9 @@ export class NotFoundError extends Error {
 
 interface OpenFile {
   handle: FileHandle;
-  stats: Stats;
-  version: string;
+  identity: FileIdentity;
   checkedAt: number;
-  /** MD5 of each chunk already read, for the chunk size they were read at: a re-read costs no hashing. */
-  digests: { chunkSize: number; byIndex: Map<number, Buffer> };
 }
-
-/** Digests kept per open file at most (16 B each; 65,536 cover 4 GiB at 64 KiB chunks). */
-const MAX_DIGESTS_PER_FILE = 65_536;
 
 interface ListingSnapshot {
   /** The directory's real path. */
@@ -70,16 +78,12 @@ interface CachedListing {
 }
 
 /**
- * The same bytes have the same size and modification time wherever they are copied with their times
- * (cp -p, rsync -t), so servers holding copies agree on the version, as nginx's ETag does.
- */
-export function versionOf(stats: Stats): string {
-  return `${stats.size.toString(36)}-${Math.trunc(stats.mtimeMs * 1000).toString(36)}`;
-}
-
-/**
- * Files under one root: safe path resolution, metadata, positional chunk reads from a bounded cache
- * of open handles, and paged directory listings.
+ * Files under one root: safe path resolution, metadata, content versions (see Manifest), positional
+ * chunk reads from a bounded cache of open handles, and paged directory listings.
+ *
+ * Integrity: a file's version is computed from its bytes at one identity (FileIdentity); every chunk
+ * read checks afterwards that the identity is unchanged, and goes out with the MD5 from the version's
+ * manifest. A file that changes is answered `stale`, never with bytes of another version.
  */
 export class FileStore {
   private readonly rootInput: string;
@@ -91,15 +95,22 @@ export class FileStore {
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly openFiles = new Map<string, Promise<OpenFile>>();
   private readonly listings = new Map<string, CachedListing>();
-  /** Chunk MD5s computed (not found in a file's digest cache). */
-  readonly counters = { digestsComputed: 0 };
+  /** Manifests by `identity key|chunk size`: a file's version stays known while its handle is closed. */
+  private readonly manifests: LRUCache<string, Manifest>;
+  /** Manifests being computed, so concurrent asks share one pass over the file. */
+  private readonly computing = new Map<string, Promise<Manifest>>();
+  private readonly metaWaitMs: number;
+  /** Chunk MD5s computed (each file version is hashed once per chunk size, when first asked for). */
+  readonly counters = { digestsComputed: 0, changedWhileRead: 0 };
 
   constructor(init: FileStoreInit) {
     this.rootInput = init.root;
     this.allowDotfiles = init.allowDotfiles ?? false;
     this.maxOpenFiles = init.maxOpenFiles ?? 64;
     this.revalidateMs = init.revalidateMs ?? 1_000;
+    this.metaWaitMs = init.metaWaitMs ?? 150;
     this.now = init.now ?? Date.now;
+    this.manifests = new LRUCache({ maxSize: init.manifestCacheBytes ?? 64 * 1024 * 1024, sizeCalculation: (manifest) => manifest.digests.length + 256 });
   }
 
   /** Resolves the root once (following links), and fails loudly when it is not a directory. */
@@ -109,24 +120,37 @@ export class FileStore {
     return this.root;
   }
 
-  async meta(path: string): Promise<FileMeta> {
+  /**
+   * What is at `path`; for a file, its content version at `chunkSize` (computed from its bytes the first
+   * time: DigestPendingError when that takes longer than metaWaitMs, while it goes on in the background).
+   */
+  async meta(path: string, chunkSize = DEFAULT_CHUNK_SIZE): Promise<FileMeta> {
     const real = await this.resolve(path).catch((error: unknown) => {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     });
     if (real === undefined) return { kind: 'none', size: 0, mtimeMs: 0, version: '' };
-    const stats = await stat(real);
-    if (stats.isDirectory()) return { kind: 'directory', size: 0, mtimeMs: stats.mtimeMs, version: '' };
+    const stats = await stat(real, { bigint: true });
+    if (stats.isDirectory()) return { kind: 'directory', size: 0, mtimeMs: Number(stats.mtimeNs / 1000n) / 1000, version: '' };
     if (!stats.isFile()) return { kind: 'none', size: 0, mtimeMs: 0, version: '' };
-    return { kind: 'file', size: stats.size, mtimeMs: stats.mtimeMs, version: versionOf(stats) };
+    const identity = identityOf(stats);
+    const known = this.manifests.get(manifestKey(identity, chunkSize));
+    if (known) return { kind: 'file', size: identity.size, mtimeMs: identity.mtimeMs, version: known.version };
+    const timer = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new DigestPendingError(`${path}: digest in progress, ask again`)), this.metaWaitMs).unref());
+    const { file, manifest } = await Promise.race([this.currentManifest(path, chunkSize, identity.key), timer]);
+    return { kind: 'file', size: file.identity.size, mtimeMs: file.identity.mtimeMs, version: manifest.version };
   }
 
-  /** Reads chunk `index` of `chunkSize` bytes with one positional read. */
+  /**
+   * Reads chunk `index` of `chunkSize` bytes of `version` with one positional read, then checks that
+   * the file is still the one the version was computed from (StaleVersionError if not).
+   */
   async readChunk(path: string, version: string, index: number, chunkSize: number): Promise<ChunkRead> {
     const file = await this.openFile(path);
-    if (file.version !== version) throw new StaleVersionError(`${path} changed: version ${file.version}, asked for ${version}`);
+    const manifest = this.manifests.get(manifestKey(file.identity, chunkSize)) ?? (await this.manifestOf(path, file, chunkSize));
+    if (manifest.version !== version) throw new StaleVersionError(`${path} changed: version ${manifest.version}, asked for ${version}`);
     const offset = index * chunkSize;
-    const size = file.stats.size;
+    const size = file.identity.size;
     if (offset > size || (offset === size && size > 0)) throw new NotFoundError(`chunk ${index} is past the end of ${path}`);
     const data = Buffer.allocUnsafe(Math.min(chunkSize, size - offset));
     let filled = 0;
@@ -134,10 +158,13 @@ export class FileStore {
       // A blocking pread, as nginx does without `aio threads`: from the page cache it costs a copy,
       // while a threadpool read costs two cross-thread wake-ups and answers out of order.
       const bytesRead = readSync(file.handle.fd, data, filled, data.length - filled, offset + filled);
-      if (bytesRead === 0) throw new StaleVersionError(`${path} shrank while being read`);
+      if (bytesRead === 0) throw this.changed(path, file, 'shrank while being read');
       filled += bytesRead;
     }
-    return { data, hasNext: offset + data.length < size, md5: this.digestOf(file, index, chunkSize, data) };
+    // After the read, not before: a write that landed in these bytes has already moved mtime and ctime.
+    if (identityOf(fstatSync(file.handle.fd, { bigint: true })).key !== file.identity.key) throw this.changed(path, file, 'changed while being read');
+    const at = index * MD5_BYTES;
+    return { data, hasNext: offset + data.length < size, md5: manifest.digests.subarray(at, at + MD5_BYTES) };
   }
 
   /**
@@ -171,20 +198,54 @@ export class FileStore {
     await Promise.allSettled(files.map(async (file) => (await file).handle.close()));
   }
 
-  /** The chunk's MD5, from the file's digest cache when it was read before at this chunk size. */
-  private digestOf(file: OpenFile, index: number, chunkSize: number, data: Buffer): Buffer {
-    const digests = file.digests;
-    if (digests.chunkSize !== chunkSize) {
-      digests.chunkSize = chunkSize;
-      digests.byIndex.clear();
+  /** The file's handle goes: the next read reopens the path and sees the file as it is now. */
+  private changed(path: string, file: OpenFile, what: string): StaleVersionError {
+    this.counters.changedWhileRead++;
+    this.forgetHandle(path, file);
+    return new StaleVersionError(`${path} ${what}`);
+  }
+
+  /**
+   * The manifest of the file now at `path` (reopened when its identity is not `identityKey`). A file
+   * that changes while it is hashed is hashed again, a few times, then DigestPendingError.
+   */
+  private async currentManifest(path: string, chunkSize: number, identityKey: string): Promise<{ file: OpenFile; manifest: Manifest }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let file = await this.openFile(path);
+      if (file.identity.key !== identityKey) file = await this.reopen(path, file);
+      try {
+        return { file, manifest: await this.manifestOf(path, file, chunkSize) };
+      } catch (error) {
+        if (!(error instanceof StaleVersionError)) throw error;
+        identityKey = '';
+      }
     }
-    let md5 = digests.byIndex.get(index);
-    if (!md5) {
-      md5 = chunkDigest(data);
-      this.counters.digestsComputed++;
-      if (digests.byIndex.size < MAX_DIGESTS_PER_FILE) digests.byIndex.set(index, md5);
+    throw new DigestPendingError(`${path} keeps changing`);
+  }
+
+  /** The manifest of `file` at `chunkSize`: cached, being computed, or computed now (one pass shared by all who ask). */
+  private manifestOf(path: string, file: OpenFile, chunkSize: number): Promise<Manifest> {
+    const key = manifestKey(file.identity, chunkSize);
+    const known = this.manifests.get(key);
+    if (known) return Promise.resolve(known);
+    let pending = this.computing.get(key);
+    if (!pending) {
+      pending = (async () => {
+        let manifest: Manifest;
+        try {
+          manifest = await computeManifest(file.handle, file.identity.size, chunkSize);
+        } catch (error) {
+          if (error instanceof FileShrankError) throw this.changed(path, file, 'shrank while its digest was computed');
+          throw error;
+        }
+        if (identityOf(await file.handle.stat({ bigint: true })).key !== file.identity.key) throw this.changed(path, file, 'changed while its digest was computed');
+        this.counters.digestsComputed += manifest.digests.length / MD5_BYTES;
+        this.manifests.set(key, manifest);
+        return manifest;
+      })().finally(() => this.computing.delete(key));
+      this.computing.set(key, pending);
     }
-    return md5;
+    return pending;
   }
 
   /** Canonical path → real path under the root, or ForbiddenPathError / NotFoundError. */
@@ -224,28 +285,46 @@ export class FileStore {
 
   private async openFresh(path: string): Promise<OpenFile> {
     const real = await this.resolve(path);
-    // O_NONBLOCK: a FIFO placed under the root opens at once (and is refused below) instead of hanging a read slot.
-    const handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    let handle: FileHandle;
     try {
-      const stats = await handle.stat();
+      // O_NONBLOCK: a FIFO placed under the root opens at once (and is refused below) instead of hanging a read slot.
+      handle = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    } catch (error) {
+      if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) throw new UnreadableError(`${path} cannot be read: permission denied`);
+      throw error;
+    }
+    try {
+      const stats = await handle.stat({ bigint: true });
       if (!stats.isFile()) throw new NotFoundError(`${path} is not a regular file`);
-      return { handle, stats, version: versionOf(stats), checkedAt: this.now(), digests: { chunkSize: 0, byIndex: new Map() } };
+      return { handle, identity: identityOf(stats), checkedAt: this.now() };
     } catch (error) {
       await handle.close();
       throw error;
     }
   }
 
-  /** The path may now name another file (replaced, renamed, grown): reopen when it does. */
+  /** The path may now name another file (replaced, renamed, rewritten): reopen when it does. */
   private async revalidate(path: string, file: OpenFile): Promise<OpenFile> {
-    const current = await stat(await this.resolve(path));
-    if (current.ino === file.stats.ino && current.dev === file.stats.dev && versionOf(current) === file.version) {
+    const current = await stat(await this.resolve(path), { bigint: true });
+    if (identityOf(current).key === file.identity.key) {
       file.checkedAt = this.now();
       return file;
     }
-    this.openFiles.delete(path);
-    void file.handle.close().catch(() => {});
+    return this.reopen(path, file);
+  }
+
+  private reopen(path: string, file: OpenFile): Promise<OpenFile> {
+    this.forgetHandle(path, file);
     return this.openFile(path);
+  }
+
+  /**
+   * Drops the path's cached handle (at worst a newer one another read opened meanwhile: it is opened
+   * again) and closes `file`'s after a grace period, so reads already holding it finish first.
+   */
+  private forgetHandle(path: string, file: OpenFile): void {
+    this.openFiles.delete(path);
+    setTimeout(() => void file.handle.close().catch(() => {}), 5_000).unref();
   }
 
   private evictBeyondLimit(): void {
@@ -315,6 +394,10 @@ export class FileStore {
     for (let index = from; index < to; index++) if (snapshot.entries[index] === undefined) pending.push(describe(index));
     await Promise.all(pending);
   }
+}
+
+function manifestKey(identity: FileIdentity, chunkSize: number): string {
+  return `${identity.key}|${chunkSize}`;
 }
 
 function isErrno(error: unknown, code: string): boolean {

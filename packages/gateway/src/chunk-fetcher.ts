@@ -1,6 +1,7 @@
 import { MAX_CHUNKS_PER_REQUEST, chunkDigestMatches, silentLogger, type Logger, type Packet } from '@httpgw/protocol';
-import { GatewayError } from './errors.js';
+import { GatewayError, type GatewayErrorCode } from './errors.js';
 import type { FileVersion } from './file-lookup.js';
+import type { ReadAheadBudget, ReadAheadShare } from './read-ahead-budget.js';
 import type { RequestHandlers, RequestTracker } from './request-tracker.js';
 import type { PoolServer, ServerPool } from './server-pool.js';
 
@@ -12,6 +13,8 @@ export interface ChunkFetcherInit {
   chunkSize: number;
   /** Chunks requested or held beyond the next one to deliver: bounds memory per transfer. */
   readAheadChunks: number;
+  /** The gateway's read-ahead budget, shared by all transfers (none: only `readAheadChunks` bounds this one). */
+  budget?: ReadAheadBudget;
   /** A transfer whose client waits this long for its next chunk fails (and its response is cut). */
   stallTimeoutMs: number;
   /** Ask a second server for a chunk that is late: the one the client waits for, or any at the end. */
@@ -43,6 +46,18 @@ const AFFINITY_BLOCK = 16;
 let nextStart = 0;
 /** Copies of the request for the chunk the client waits for, in flight at once, each to another server. */
 const MAX_COPIES = 3;
+/** `io` errors from one server in one transfer before it is no longer asked: a disk error repeats. */
+const READ_ERRORS_TO_DROP = 3;
+
+type DropReason = 'stale' | 'not-found' | 'unreadable' | 'io' | 'bad data';
+/** Why the last server holding the version stopped serving it → how the transfer fails. */
+const FAILURE_OF: Record<DropReason, GatewayErrorCode> = {
+  stale: 'GW_ERR_FILE_CHANGED',
+  'not-found': 'GW_ERR_SOURCES_GONE',
+  unreadable: 'GW_ERR_UNREADABLE',
+  io: 'GW_ERR_SOURCES_GONE',
+  'bad data': 'GW_ERR_SOURCES_GONE',
+};
 
 /**
  * Fetches one byte range of one file version as an async generator of buffers in order.
@@ -74,13 +89,18 @@ export class ChunkFetcher {
   private readonly retryOrder: number[] = [];
   /** Servers that said once that they lack this version: a second time and they are dropped. */
   private readonly doubted = new Set<string>();
-  /** Candidates that left the pool for good (said goodbye, or were dropped), not merely evicted. */
-  private readonly gone = new Set<string>();
+  private readonly readErrors = new Map<string, number>();
   private readonly received = new Map<number, Buffer>();
   private readonly outstanding = new Map<number, Outstanding>();
   /** When the client began to wait for the chunk it needs next. */
   private waitingSince = 0;
   private failure: Error | undefined;
+  private readonly failing = new AbortController();
+  /**
+   * Aborted when the transfer fails: a writer waiting for a slow client to drain stops waiting, so the
+   * response is cut at once instead of after the read-ahead already fetched has trickled out.
+   */
+  readonly failed: AbortSignal = this.failing.signal;
   private wakeUp: (() => void) | undefined;
   private pumpScheduled = false;
   /** This transfer's place in the pool's queue for room (see ServerPool.waitForRoom). */
@@ -88,8 +108,12 @@ export class ChunkFetcher {
   private finished = false;
   private cancelled = false;
 
+  /** This transfer's part of the gateway's read-ahead budget: chunks nextToDeliver..nextNew-1. */
+  private readonly readAhead: ReadAheadShare | undefined;
+
   constructor(init: ChunkFetcherInit) {
     this.init = init;
+    this.readAhead = init.budget?.open(this.pumpWhenRoom);
     this.logger = init.logger ?? silentLogger;
     this.now = init.now ?? (() => performance.now());
     this.firstChunk = Math.floor(init.firstByte / init.chunkSize);
@@ -105,19 +129,19 @@ export class ChunkFetcher {
       this.checkSources();
       this.schedulePump();
     };
-    const onRemoved = (server: PoolServer, reason: string) => {
-      if (reason !== 'evicted') this.gone.add(server.key);
-    };
-    this.init.pool.on('removed', onRemoved);
     this.init.pool.on('change', onPoolChange);
     const ticker = setInterval(() => this.tick(), TICK_MS);
     try {
       this.checkSources();
       while (this.nextToDeliver <= this.lastChunk && !this.cancelled) {
+        // A failed transfer ends now, read-ahead or not: the client resumes against what is there now.
+        if (this.failure) throw this.failure;
         const data = this.received.get(this.nextToDeliver);
         if (data) {
           this.received.delete(this.nextToDeliver);
           const chunk = this.nextToDeliver++;
+          // Handed to the client: its budget goes first to a transfer queued for it, then back to this one.
+          this.readAhead?.release(1);
           this.schedulePump();
           const piece = this.trim(chunk, data);
           this.bytesDelivered += piece.length;
@@ -135,8 +159,8 @@ export class ChunkFetcher {
       this.finished = true;
       clearInterval(ticker);
       this.init.pool.off('change', onPoolChange);
-      this.init.pool.off('removed', onRemoved);
       this.init.pool.stopWaitingForRoom(this.pumpWhenRoom);
+      this.readAhead?.close();
       // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.
       this.outstanding.clear();
       this.received.clear();
@@ -173,7 +197,9 @@ export class ChunkFetcher {
   }
 
   private fail(error: Error): void {
-    this.failure ??= error;
+    if (this.failure) return;
+    this.failure = error;
+    this.failing.abort(error);
     this.wake();
   }
 
@@ -200,12 +226,12 @@ export class ChunkFetcher {
   }
 
   /**
-   * Fails the transfer as soon as every server holding its version left the pool for good. Evicted
-   * servers (missed heartbeats: a blackout?) may register again: the stall timeout waits for them.
+   * Fails the transfer as soon as every server holding its version left the pool: said goodbye, was
+   * dropped, or was evicted for missed heartbeats (a server back from a blackout registers anew, and
+   * the client resumes against it with a Range request).
    */
   private checkSources(): void {
     if (this.finished || this.failure || this.anySourceInPool()) return;
-    for (const key of this.candidates) if (!this.gone.has(key)) return;
     this.fail(new GatewayError('GW_ERR_SOURCES_GONE'));
   }
 
@@ -234,8 +260,15 @@ export class ChunkFetcher {
     for (;;) {
       const end = Math.min(this.lastChunk + 1, this.nextToDeliver + this.init.readAheadChunks);
       if (this.nextNew >= end) return;
-      const run = this.pickServerForRun(end - this.nextNew, this.lastChunk + 1 - this.nextNew);
+      const wanted = end - this.nextNew;
+      const remaining = this.lastChunk + 1 - this.nextNew;
+      // The gateway's budget may allow fewer: then a shorter run goes out, to a busy server too, so a
+      // transfer held to its minimum still moves. None allowed: queued until budget is released.
+      const allowed = this.readAhead ? this.readAhead.affordable(wanted) : wanted;
+      if (allowed === 0) return this.readAhead!.waitForBudget();
+      const run = this.pickServerForRun(allowed, allowed < wanted ? Math.min(allowed, remaining) : remaining);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
+      this.readAhead?.take(run.count);
       this.request(this.nextNew, run.count, run.server);
       this.nextNew += run.count;
     }
@@ -396,17 +429,20 @@ export class ChunkFetcher {
     if (this.finished) return;
     if (answer.type === 'error') {
       if (answer.code === 'stale' || answer.code === 'not-found') this.doubt(server, answer.code);
+      // Permissions will not change between two asks: believed at once, and never the server's fault.
+      else if (answer.code === 'unreadable') this.dropCandidate(server, 'unreadable');
+      else if (answer.code === 'io' && this.countReadError(server)) this.dropCandidate(server, 'io');
       this.requeue(chunk, server.key);
       return;
     }
     if (answer.type !== 'chunk' || answer.chunk !== chunk || !this.hasExpectedShape(chunk, answer.data, answer.hasNext) || !(digestOk ?? chunkDigestMatches(answer.data, answer.md5))) {
       this.stats.badChunks++;
       this.logger.warn('bad chunk discarded', { server: server.key, path: this.init.file.path, chunk });
-      this.init.pool.onBadChunk(server);
+      if (this.init.pool.onBadChunk(server, this.init.file.path)) this.dropCandidate(server, 'bad data');
       this.requeue(chunk, server.key);
       return;
     }
-    this.init.pool.onGoodChunk(server, answer.data.length);
+    this.init.pool.onGoodChunk(server, this.init.file.path, answer.data.length);
     if (this.doubted.size > 0) this.doubted.delete(server.key);
     if (this.isDone(chunk)) return;
     this.serversUsed.add(server.key);
@@ -434,16 +470,24 @@ export class ChunkFetcher {
     else this.doubted.add(server.key);
   }
 
-  /** The server no longer holds this version: never ask it again in this transfer. */
-  private dropCandidate(server: PoolServer, why: string): void {
+  /** Read errors (`io`) a server answered in this transfer; true when that makes READ_ERRORS_TO_DROP. */
+  private countReadError(server: PoolServer): boolean {
+    const errors = (this.readErrors.get(server.key) ?? 0) + 1;
+    this.readErrors.set(server.key, errors);
+    return errors >= READ_ERRORS_TO_DROP;
+  }
+
+  /**
+   * The server cannot serve this version (it changed there, is gone, unreadable, or sent bad data):
+   * never ask it again in this transfer. The last one gone fails the transfer at once, not at the stall timeout.
+   */
+  private dropCandidate(server: PoolServer, why: DropReason): void {
     const index = this.candidates.indexOf(server.key);
     if (index < 0) return;
     this.candidates.splice(index, 1);
     this.affinity.splice(this.affinity.indexOf(server.key), 1);
-    this.logger.warn('server no longer holds the file version', { server: server.key, path: this.init.file.path, why });
-    if (this.candidates.length === 0) {
-      this.fail(new GatewayError(why === 'stale' ? 'GW_ERR_FILE_CHANGED' : 'GW_ERR_SOURCES_GONE'));
-    }
+    this.logger.warn('server no longer serves the file version', { server: server.key, path: this.init.file.path, why });
+    if (this.candidates.length === 0) this.fail(new GatewayError(FAILURE_OF[why]));
   }
 }
 

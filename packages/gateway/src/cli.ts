@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, createLogger, keyFromSecret, type LogLevel } from '@httpgw/protocol';
 import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from './limits.js';
+import { defaultReadAheadBudgetBytes } from './read-ahead-budget.js';
 
 const EXIT_USAGE = 2;
 
@@ -18,6 +19,11 @@ function parser(argv: string[]) {
     .option('chunk-size', { type: 'number', default: DEFAULT_CHUNK_SIZE, describe: `bytes per chunk, ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}; ${MTU_SAFE_CHUNK_SIZE} keeps datagrams under a 1,500-byte MTU` })
     .option('window', { type: 'number', default: 64, describe: 'most chunk requests in flight to one server (the congestion window adapts below it)' })
     .option('read-ahead', { type: 'number', default: 8 * 1024 * 1024, describe: 'bytes one download may fetch ahead of its client' })
+    .option('read-ahead-budget', {
+      type: 'number',
+      defaultDescription: `1/32 of memory, 64 MiB..1 GiB: ${defaultReadAheadBudgetBytes()} here`,
+      describe: 'bytes all downloads together may fetch ahead of their clients (each may still hold two chunks)',
+    })
     .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
     .option('md5-worker', { type: 'boolean', default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' })
     .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
@@ -75,6 +81,7 @@ function checkArgs(args: Args): string | undefined {
   if (args.udpPort !== undefined && !isInt(args.udpPort, 0, 65_535)) return '--udp-port must be an integer in 0..65535';
   if (!isInt(args.window, 1, 4_096)) return '--window must be an integer in 1..4096';
   if (!(args.readAhead >= args.chunkSize * 2)) return '--read-ahead must be at least two chunks';
+  if (args.readAheadBudget !== undefined && !(Number.isSafeInteger(args.readAheadBudget) && args.readAheadBudget >= args.chunkSize * 2)) return '--read-ahead-budget must be an integer of at least two chunks';
   if (!(args.stallTimeout > 0)) return '--stall-timeout must be positive';
   if (!(args.metaCache >= 0)) return '--meta-cache must be 0 or more';
   for (const [flag, value] of Object.entries(limitFlags(args))) if (!isInt(value, 1, Number.MAX_SAFE_INTEGER)) return `--${flag} must be a positive integer`;
@@ -127,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
       chunkSize: args.chunkSize,
       window: args.window,
       readAheadBytes: args.readAhead,
+      ...(args.readAheadBudget !== undefined ? { readAheadBudgetBytes: args.readAheadBudget } : {}),
       stallTimeoutMs: args.stallTimeout,
       metaCacheMs: args.metaCache,
       md5Worker: args.md5Worker,

@@ -5,7 +5,8 @@ export type GatewayErrorCode =
   | 'GW_ERR_BAD_PATH'
   | 'GW_ERR_STALLED'
   | 'GW_ERR_SOURCES_GONE'
-  | 'GW_ERR_FILE_CHANGED';
+  | 'GW_ERR_FILE_CHANGED'
+  | 'GW_ERR_UNREADABLE';
 
 const DEFAULT_MESSAGES: Record<GatewayErrorCode, string> = {
   GW_ERR_NO_SERVERS: 'no file server is registered',
@@ -14,6 +15,7 @@ const DEFAULT_MESSAGES: Record<GatewayErrorCode, string> = {
   GW_ERR_STALLED: 'the transfer made no progress',
   GW_ERR_SOURCES_GONE: 'every server holding this version of the file is gone',
   GW_ERR_FILE_CHANGED: 'the file changed on its servers during the transfer',
+  GW_ERR_UNREADABLE: 'the file servers holding this file cannot read it',
 };
 
 export class GatewayError extends Error {

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger, MetaPacket } from '@httpgw/protocol';
+import { LRUCache } from 'lru-cache';
 import { ask } from './ask.js';
 import type { RequestTracker } from './request-tracker.js';
 import type { PoolServer, ServerPool } from './server-pool.js';
@@ -15,6 +17,7 @@ export interface FileVersion {
 export type LookupResult =
   | { kind: 'file'; file: FileVersion }
   | { kind: 'directory'; servers: string[]; mtimeMs: number }
+  | { kind: 'unreadable' }
   | { kind: 'none' }
   | { kind: 'no-servers' };
 
@@ -22,56 +25,116 @@ export interface FileLookupInit {
   pool: ServerPool;
   tracker: RequestTracker;
   logger: Logger;
+  /** The chunk size transfers ask for: servers compute a file's version from its chunks at this size. */
+  chunkSize: number;
   /** How long an answer is reused for the same path; 0 asks the servers for every request. */
   cacheMs?: number;
+  /**
+   * Once one server has answered, the others get as long again as it took, time for one retransmission
+   * (twice their RTO), and at least this long; then the lookup decides with the answers it has, so hung
+   * servers cost a request milliseconds, not seconds.
+   */
+  graceMs?: number;
+  /** A server still computing a file's digest (`busy`) is asked again until this long after the lookup began. */
+  busyDeadlineMs?: number;
   now?: () => number;
 }
 
+type ServerAnswer = { server: PoolServer; meta: MetaPacket } | { server: PoolServer; unreadable: true };
+
 /**
- * Asks every usable server what it holds at a path and picks one version: the one most servers hold,
- * the newest on a tie. Servers that disagree are never mixed: only holders of the chosen version serve it.
+ * Asks every usable server at once what it holds at a path and picks one version: the one most
+ * servers hold, the newest on a tie. A version is a digest of the content, so servers that disagree
+ * on a single byte report different versions, and only holders of the chosen version serve it.
  */
 export class FileLookup {
-  private readonly cache = new Map<string, { result: LookupResult; expiresAt: number }>();
+  private readonly cache: LRUCache<string, LookupResult> | undefined;
+  /** Lookups in progress: concurrent requests for one path share one round of questions. */
+  private readonly inProgress = new Map<string, Promise<LookupResult>>();
   private readonly init: FileLookupInit;
   private readonly now: () => number;
 
   constructor(init: FileLookupInit) {
     this.init = init;
     this.now = init.now ?? (() => performance.now());
+    const cacheMs = init.cacheMs ?? 1_000;
+    this.cache = cacheMs > 0 ? new LRUCache({ max: 10_000, ttl: cacheMs, ttlAutopurge: false }) : undefined;
   }
 
-  async lookup(path: string): Promise<LookupResult> {
-    const cached = this.cache.get(path);
-    if (cached && cached.expiresAt > this.now()) return cached.result;
-    const result = await this.ask(path);
-    const cacheMs = this.init.cacheMs ?? 1_000;
-    if (cacheMs > 0 && result.kind !== 'no-servers') {
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(path, { result, expiresAt: this.now() + cacheMs });
+  lookup(path: string): Promise<LookupResult> {
+    const cached = this.cache?.get(path);
+    if (cached) return Promise.resolve(cached);
+    let pending = this.inProgress.get(path);
+    if (!pending) {
+      pending = this.ask(path).then((result) => {
+        if (result.kind !== 'no-servers') this.cache?.set(path, result);
+        return result;
+      });
+      pending.finally(() => this.inProgress.delete(path)).catch(() => {});
+      this.inProgress.set(path, pending);
     }
-    return result;
+    return pending;
   }
 
   /** Forgets what is known of a path (its file changed under a transfer). */
   forget(path: string): void {
-    this.cache.delete(path);
+    this.cache?.delete(path);
   }
 
-  private async ask(path: string): Promise<LookupResult> {
-    const servers = this.init.pool.usable();
-    if (servers.length === 0) return { kind: 'no-servers' };
-    const answers = await Promise.all(
-      servers.map(async (server) => {
-        const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'meta-request', requestId, path }));
-        return answer?.type === 'meta' ? { server, meta: answer } : undefined;
-      }),
-    );
-    const known = answers.filter((answer): answer is { server: PoolServer; meta: MetaPacket } => answer !== undefined);
-    if (known.length === 0) return { kind: 'no-servers' };
-    const files = known.filter(({ meta }) => meta.kind === 'file');
+  private ask(path: string): Promise<LookupResult> {
+    const servers = this.init.pool.usable().filter((server) => !this.init.pool.distrusts(server, path));
+    if (servers.length === 0) return Promise.resolve({ kind: 'no-servers' });
+    const startedAt = this.now();
+    const graceMs = this.init.graceMs ?? 25;
+    return new Promise((resolve) => {
+      const answers: ServerAnswer[] = [];
+      let decided = false;
+      let grace: NodeJS.Timeout | undefined;
+      const decide = () => {
+        if (decided) return;
+        decided = true;
+        clearTimeout(grace);
+        resolve(this.decide(path, answers));
+      };
+      const waitingFor = new Set(servers);
+      for (const server of servers) {
+        void this.askServer(server, path, startedAt, () => decided).then((answer) => {
+          waitingFor.delete(server);
+          if (answer) answers.push(answer);
+          if (waitingFor.size === 0) return decide();
+          if (!answer || grace || decided) return;
+          let rtoMs = 0;
+          for (const other of waitingFor) rtoMs = Math.max(rtoMs, other.rtt.rtoMs);
+          grace = setTimeout(decide, Math.max(graceMs, this.now() - startedAt, 2 * rtoMs));
+        });
+      }
+    });
+  }
+
+  /** One server's answer: asked again while it is `busy` computing the file's digest; undefined if it never answers. */
+  private async askServer(server: PoolServer, path: string, startedAt: number, decided: () => boolean): Promise<ServerAnswer | undefined> {
+    const chunkSize = this.init.chunkSize;
+    for (let pause = 10; ; pause = Math.min(2 * pause, 200)) {
+      const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'meta-request', requestId, path, chunkSize }));
+      if (answer?.type === 'meta') return { server, meta: answer };
+      if (answer?.type === 'error' && answer.code === 'unreadable') return { server, unreadable: true };
+      const busy = answer?.type === 'error' && answer.code === 'busy';
+      if (!busy || decided() || this.now() - startedAt > (this.init.busyDeadlineMs ?? 30_000)) return undefined;
+      await sleep(pause);
+      if (decided()) return undefined;
+    }
+  }
+
+  private decide(path: string, answers: ServerAnswer[]): LookupResult {
+    if (answers.length === 0) return { kind: 'no-servers' };
+    const metas = answers.filter((answer): answer is { server: PoolServer; meta: MetaPacket } => 'meta' in answer);
+    const files = metas.filter(({ meta }) => meta.kind === 'file');
     if (files.length > 0) return { kind: 'file', file: this.chooseVersion(path, files) };
-    const directories = known.filter(({ meta }) => meta.kind === 'directory');
+    if (metas.length < answers.length) {
+      this.init.logger.warn('file exists but its servers cannot read it', { path, servers: answers.length - metas.length });
+      return { kind: 'unreadable' };
+    }
+    const directories = metas.filter(({ meta }) => meta.kind === 'directory');
     if (directories.length > 0) {
       return { kind: 'directory', servers: directories.map(({ server }) => server.key), mtimeMs: Math.max(...directories.map(({ meta }) => meta.mtimeMs)) };
     }
@@ -79,21 +142,26 @@ export class FileLookup {
   }
 
   private chooseVersion(path: string, files: Array<{ server: PoolServer; meta: MetaPacket }>): FileVersion {
-    // A version is the version string with the size and time it came with: a server that reports
-    // the same string with another size is not mixed in (nor trusted to set the Content-Length).
+    // A version is the version string with the size it came with: a server that reports the same
+    // string with another size is not mixed in (nor trusted to set the Content-Length).
     const versions = new Map<string, FileVersion>();
     for (const { server, meta } of files) {
-      const key = `${meta.version}|${meta.size}|${meta.mtimeMs}`;
-      const entry = versions.get(key) ?? { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [] };
+      const key = `${meta.version}|${meta.size}`;
+      let entry = versions.get(key);
+      if (!entry) {
+        entry = { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [] };
+        versions.set(key, entry);
+      }
+      // Copies of the same bytes may carry other times: the newest stands for them all.
+      entry.mtimeMs = Math.max(entry.mtimeMs, meta.mtimeMs);
       entry.servers.push(server.key);
-      versions.set(key, entry);
     }
-    const ranked = [...versions.values()].sort((a, b) => b.servers.length - a.servers.length || b.mtimeMs - a.mtimeMs);
+    const ranked = [...versions.values()].sort((a, b) => b.servers.length - a.servers.length || b.mtimeMs - a.mtimeMs || (a.version < b.version ? -1 : 1));
     if (ranked.length > 1) {
       this.init.logger.warn('servers disagree about a file; serving one version only', {
         path,
         chosen: ranked[0]!.version,
-        versions: ranked.map((entry) => `${entry.version}@${entry.servers.length}`).join(','),
+        versions: ranked.map((entry) => `${entry.version}@${entry.servers.join('+')}`).join(','),
       });
     }
     return ranked[0]!;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { extname } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { ParameterizedContext } from 'koa';
@@ -16,7 +16,7 @@ export interface GatewayState {
 }
 
 /** What the access log reads of a transfer, and how a client that left ends it. */
-export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed' | 'cancel'>;
+export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed' | 'cancel'> & Partial<Pick<ChunkFetcher, 'failed'>>;
 
 /** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
@@ -31,7 +31,23 @@ export interface RangeHeaders {
   ifRange?: string;
 }
 
-export type RangeChoice = { status: 200 | 206; start: number; end: number } | { status: 416 };
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** One byte range (200 whole file or 206), several disjoint ones (206 multipart/byteranges, in request order), or 416. */
+export type RangeChoice = { status: 200 | 206; start: number; end: number } | { status: 206; parts: ByteRange[] } | { status: 416 };
+
+/**
+ * Most parts a multipart/byteranges answer carries (after overlapping and adjacent ranges are
+ * combined): each part is a transfer of its own. A Range with more gets the whole file with 200, as
+ * nginx does beyond `max_ranges`; RFC 9110 §14.2 lets a server ignore a Range.
+ */
+export const MAX_RANGE_PARTS = 16;
+
+/** Bytes a multipart/byteranges boundary has (hex): random, so no file's bytes are mistaken for one. */
+const BOUNDARY_BYTES = 12;
 
 /**
  * Strong validator from the content version: equal ETags mean equal bytes. A version with
@@ -43,19 +59,26 @@ export function etagOf(file: Pick<FileVersion, 'version'>): string {
 }
 
 /**
- * Picks the byte range to send. No Range → whole file, 200. One satisfiable range (`a-b`, `a-`,
- * `-n`; overlapping ones are combined) → 206. Several disjoint ranges → whole file, 200 (documented:
- * no multipart/byteranges; every client falls back to it). A malformed or non-bytes Range is ignored
- * (200). Unsatisfiable → 416. A Range whose If-Range no longer matches → whole file, 200.
+ * Picks the byte ranges to send. No Range → whole file, 200. Overlapping and adjacent ranges are
+ * combined first (so overlaps never inflate an answer); unsatisfiable ones are dropped. One range
+ * left (`a-b`, `a-`, `-n`) → 206. Several disjoint ones → 206 multipart/byteranges, parts in the
+ * order asked, unless there are more than MAX_RANGE_PARTS of them or the multipart body would be no
+ * smaller than the file itself: then the whole file, 200 (as nginx does when the ranges add up to
+ * more than the file). A malformed or non-bytes Range is ignored (200). None satisfiable → 416. A
+ * Range whose If-Range no longer matches → whole file, 200.
  */
-export function chooseRange(headers: RangeHeaders, file: Pick<FileVersion, 'size' | 'version' | 'mtimeMs'>): RangeChoice {
+export function chooseRange(headers: RangeHeaders, file: Pick<FileVersion, 'size' | 'version' | 'mtimeMs'>, partType = 'application/octet-stream'): RangeChoice {
   const whole = { status: 200 as const, start: 0, end: file.size - 1 };
   if (!headers.range || !ifRangeMatches(headers.ifRange, file)) return whole;
   // RFC 9110 §14.1.2: a suffix longer than the file selects all of it; range-parser would refuse it.
   const header = headers.range.replace(/([=,])\s*-\s*(\d+)/g, (_match, separator: string, suffix: string) => `${separator}-${Math.min(Number(suffix), file.size)}`);
   const ranges = parseRange(file.size, header, { combine: true });
   if (ranges === -1) return { status: 416 };
-  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return whole;
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length > MAX_RANGE_PARTS) return whole;
+  if (ranges.length > 1) {
+    const parts = ranges.map(({ start, end }) => ({ start, end }));
+    return multipartLayout(parts, file.size, partType, '0'.repeat(2 * BOUNDARY_BYTES)).length < file.size ? { status: 206, parts } : whole;
+  }
   const [range] = ranges;
   return range ? { status: 206, start: range.start, end: range.end } : whole;
 }
@@ -69,6 +92,32 @@ export function ifRangeMatches(ifRange: string | undefined, file: Pick<FileVersi
   if (ifRange.startsWith('"') || ifRange.startsWith('W/')) return ifRange === etagOf(file);
   const since = Date.parse(ifRange);
   return Number.isFinite(since) && Math.floor(file.mtimeMs / 1000) === Math.floor(since / 1000);
+}
+
+/** The bytes of a multipart/byteranges body around its parts (RFC 9110 §14.6), and its exact length. */
+function multipartLayout(parts: ByteRange[], size: number, partType: string, boundary: string): { heads: Buffer[]; tail: Buffer; length: number } {
+  const heads = parts.map(({ start, end }, index) => Buffer.from(`${index === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${partType}\r\nContent-Range: bytes ${start}-${end}/${size}\r\n\r\n`, 'latin1'));
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+  let length = tail.length;
+  for (const [index, { start, end }] of parts.entries()) length += heads[index]!.length + end - start + 1;
+  return { heads, tail, length };
+}
+
+/**
+ * RFC 9110 §13.2.2 steps 1 and 2: false (412) when If-Match fails (strong comparison: a weak tag
+ * never matches, `*` matches any file), or, without If-Match, when the file was modified after a
+ * valid If-Unmodified-Since date (whole seconds, as Last-Modified has). An invalid date is ignored.
+ */
+export function preconditionsHold(headers: { ifMatch?: string; ifUnmodifiedSince?: string }, file: Pick<FileVersion, 'version' | 'mtimeMs'>): boolean {
+  if (headers.ifMatch) {
+    if (headers.ifMatch.trim() === '*') return true;
+    const etag = etagOf(file);
+    // Entity tags may hold commas: take each quoted tag, with its W/ prefix, rather than splitting.
+    return [...headers.ifMatch.matchAll(/(W\/)?"[^"]*"/g)].some(([tag]) => tag === etag);
+  }
+  if (!headers.ifUnmodifiedSince || !Number.isFinite(file.mtimeMs)) return true;
+  const since = Date.parse(headers.ifUnmodifiedSince);
+  return !Number.isFinite(since) || Math.floor(file.mtimeMs / 1000) <= Math.floor(since / 1000);
 }
 
 /** Content-Type from the file name's extension (mime-types); unknown → application/octet-stream. */
@@ -87,7 +136,12 @@ export function asciiFallback(name: string): string {
     .replace(/[^\x20-\x7e]/g, '_');
 }
 
-/** Sets the headers a GET and a HEAD share; true when the client's copy is fresh (304). */
+/**
+ * Sets the headers a GET and a HEAD share, then evaluates the preconditions in the order of RFC 9110
+ * §13.2.2: If-Match, else If-Unmodified-Since (412, with the validators); then If-None-Match, else
+ * If-Modified-Since (koa's `fresh`: 304). True when the client's copy is fresh (304). If-Range is
+ * chooseRange's.
+ */
 function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boolean {
   ctx.status = 200;
   const name = file.path.slice(file.path.lastIndexOf('/') + 1);
@@ -98,6 +152,12 @@ function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boole
   ctx.set('Accept-Ranges', 'bytes');
   // `filename*=UTF-8''…` (RFC 5987) carries any name; `filename` is plain ASCII.
   if (ctx.query.download !== undefined) ctx.attachment(name, { fallback: asciiFallback(name) });
+  if (!preconditionsHold({ ifMatch: ctx.get('If-Match'), ifUnmodifiedSince: ctx.get('If-Unmodified-Since') }, file)) {
+    const validators: Record<string, string> = { ETag: etagOf(file) };
+    const lastModified = ctx.response.get('Last-Modified');
+    if (lastModified) validators['Last-Modified'] = lastModified;
+    ctx.throw(412, 'precondition failed', { headers: validators });
+  }
   if (ctx.fresh) {
     ctx.status = 304;
     return true;
@@ -108,9 +168,11 @@ function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boole
 /** Serves one file version: headers, conditional and range handling, then the streamed body. */
 export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: FileRouteDeps): Promise<void> {
   if (setRepresentationHeaders(ctx, file)) return;
-  const range = chooseRange({ range: ctx.get('Range'), ifRange: ctx.get('If-Range') }, file);
+  const partType = String(ctx.response.get('Content-Type'));
+  const range = chooseRange({ range: ctx.get('Range'), ifRange: ctx.get('If-Range') }, file, partType);
   // `Content-Range: bytes */SIZE` tells `wget -c` and `curl -C -` that a complete file is complete.
   if (range.status === 416) ctx.throw(416, 'range not satisfiable', { headers: { 'Content-Range': `bytes */${file.size}` } });
+  if ('parts' in range) return serveParts(ctx, file, range.parts, partType, deps);
   ctx.status = range.status;
   if (range.status === 206) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`);
   const length = range.end - range.start + 1;
@@ -130,7 +192,96 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
   // The body goes to the socket from here, not through koa: its stream pipeline costs an
   // AbortController, a DOMException and several listeners per response, a third of a small file's cost.
   ctx.respond = false;
-  void writeBody(ctx.res, first.done ? undefined : first.value, chunks);
+  void writeBody(ctx.res, first.done ? undefined : first.value, chunks, length, fetcher.failed);
+}
+
+/**
+ * The parts of one multipart/byteranges answer, fetched one after another, seen by the access log
+ * as one transfer: the file bytes of every part, the servers of every part. `cancel` (the client
+ * left) ends the part in progress and starts no other.
+ */
+class PartTransfers implements TransferProgress {
+  private readonly fetchers: TransferProgress[] = [];
+  private cancelled = false;
+
+  constructor(private readonly fetchPart: (range: ByteRange) => ReturnType<FileRouteDeps['transfers']['fetch']>) {}
+
+  get bytesDelivered(): number {
+    return this.fetchers.reduce((sum, fetcher) => sum + fetcher.bytesDelivered, 0);
+  }
+
+  get serversUsed(): Set<string> {
+    return new Set(this.fetchers.flatMap((fetcher) => [...fetcher.serversUsed]));
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.fetchers.at(-1)?.cancel();
+  }
+
+  /** The part being fetched. */
+  get current(): TransferProgress | undefined {
+    return this.fetchers.at(-1);
+  }
+
+  /** The chunks of the next part; undefined once cancelled. */
+  open(range: ByteRange): AsyncGenerator<Buffer, void, undefined> | undefined {
+    if (this.cancelled) return undefined;
+    const { fetcher, chunks } = this.fetchPart(range);
+    this.fetchers.push(fetcher);
+    return chunks;
+  }
+}
+
+/**
+ * Several disjoint ranges: 206 multipart/byteranges (RFC 9110 §14.6), each part with the file's
+ * Content-Type and its Content-Range, the exact Content-Length computed beforehand. As with one
+ * range, the first part's first chunk is awaited before the status line goes out.
+ */
+async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRange[], partType: string, deps: FileRouteDeps): Promise<void> {
+  const boundary = randomBytes(BOUNDARY_BYTES).toString('hex');
+  const { heads, tail, length } = multipartLayout(ranges, file.size, partType, boundary);
+  ctx.status = 206;
+  ctx.set('Content-Type', `multipart/byteranges; boundary=${boundary}`);
+  if (ctx.method === 'HEAD') {
+    ctx.length = length;
+    return;
+  }
+  const transfers = new PartTransfers((range) => deps.transfers.fetch(file, range.start, range.end));
+  ctx.res.once('close', () => transfers.cancel());
+  const chunks = transfers.open(ranges[0]!)!;
+  const first = await chunks.next();
+  ctx.state.fetcher = transfers;
+  ctx.length = length;
+  ctx.respond = false;
+  const parts = ranges.map((range, index) => ({ ...range, head: heads[index]! }));
+  void writeParts(ctx.res, parts, tail, transfers, first.done ? undefined : first.value, chunks);
+}
+
+/**
+ * Writes each part's head and bytes, fetching the parts one after another, then the closing
+ * boundary. A part that fails or falls short cuts the connection, as writeBody does.
+ */
+async function writeParts(
+  res: ServerResponse,
+  parts: Array<ByteRange & { head: Buffer }>,
+  tail: Buffer,
+  transfers: PartTransfers,
+  first: Buffer | undefined,
+  firstChunks: AsyncGenerator<Buffer, void, undefined>,
+): Promise<void> {
+  try {
+    for (const [index, part] of parts.entries()) {
+      const chunks = index === 0 ? firstChunks : transfers.open(part);
+      // The client left: its response is closed, nothing more to fetch.
+      if (!chunks || res.destroyed) break;
+      if (!res.write(part.head)) await drained(res);
+      await writeChunks(res, index === 0 ? first : undefined, chunks, part.end - part.start + 1, transfers.current?.failed);
+    }
+    res.end(tail);
+  } catch (error) {
+    res.destroy(error instanceof Error ? error : new Error(String(error)));
+  }
 }
 
 /**
@@ -138,31 +289,51 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
  * status line went out can only cut the connection, so the client sees an error, never a short
  * body that looks whole (the transfer's log line says why).
  */
-async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>): Promise<void> {
+async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: AbortSignal): Promise<void> {
   try {
-    if (first && !res.write(first)) await drained(res);
-    for await (const chunk of rest) {
-      if (res.destroyed) break;
-      if (!res.write(chunk)) await drained(res);
-    }
+    await writeChunks(res, first, rest, length, failed);
     res.end();
   } catch (error) {
     res.destroy(error instanceof Error ? error : new Error(String(error)));
   }
 }
 
-/** Resolves when the socket takes more, or when the response is closed (the client left), even before. */
-function drained(res: ServerResponse): Promise<void> {
+/**
+ * Writes one range's chunks with backpressure. Throws when they fail, or end short of `length`
+ * bytes with the client still there (a transfer cancelled as the gateway stops): the caller cuts
+ * the connection rather than end a short body cleanly.
+ */
+async function writeChunks(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: AbortSignal): Promise<void> {
+  let written = 0;
+  if (first) {
+    written += first.length;
+    if (!res.write(first)) await drained(res, failed);
+  }
+  for await (const chunk of rest) {
+    if (res.destroyed) return;
+    written += chunk.length;
+    if (!res.write(chunk)) await drained(res, failed);
+  }
+  if (written !== length && !res.destroyed) throw new Error(`the transfer ended after ${written} of ${length} bytes`);
+}
+
+/**
+ * Resolves when the socket takes more, when the response is closed (the client left), even before,
+ * or when the transfer `failed` (the next chunk asked for then throws its error).
+ */
+function drained(res: ServerResponse, failed?: AbortSignal): Promise<void> {
   // A write to a response already closed returns false too, and its 'close' will not come again.
-  if (res.destroyed || res.closed) return Promise.resolve();
+  if (res.destroyed || res.closed || failed?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
       res.off('close', done);
+      failed?.removeEventListener('abort', done);
       resolve();
     };
     res.on('drain', done);
     res.on('close', done);
+    failed?.addEventListener('abort', done);
   });
 }
 
@@ -172,12 +343,14 @@ export async function serveFilePath(ctx: GatewayContext, path: string, deps: Fil
     const found = await deps.lookup.lookup(path);
     if (found.kind === 'no-servers') throw new GatewayError('GW_ERR_NO_SERVERS');
     if (found.kind === 'none') throw new GatewayError('GW_ERR_NOT_FOUND');
+    if (found.kind === 'unreadable') throw new GatewayError('GW_ERR_UNREADABLE');
     if (found.kind === 'directory') return 'directory';
     try {
       await serveFile(ctx, found.file, deps);
       return 'file';
     } catch (error) {
-      if (attempt >= 2 || !(error instanceof GatewayError) || (error.code !== 'GW_ERR_FILE_CHANGED' && error.code !== 'GW_ERR_SOURCES_GONE')) throw error;
+      const worthAnotherLookup = error instanceof GatewayError && (error.code === 'GW_ERR_FILE_CHANGED' || error.code === 'GW_ERR_SOURCES_GONE' || error.code === 'GW_ERR_UNREADABLE');
+      if (attempt >= 2 || !worthAnotherLookup) throw error;
       deps.lookup.forget(path);
     }
   }

@@ -1,12 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_MAX_DATAGRAM_RATE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_DATAGRAM_RATE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
 import { AnswerQueue } from './answer-queue.js';
 import { FileLookup } from './file-lookup.js';
 import { createHttpApp } from './http-app.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './limits.js';
 import { DirectoryLister } from './listing.js';
 import { createListingRoute } from './listing-route.js';
+import { defaultReadAheadBudgetBytes, type ReadAheadBudgetStats } from './read-ahead-budget.js';
 import { Registrar } from './registrar.js';
 import { RequestTracker, type RequestCounters } from './request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './server-pool.js';
@@ -26,6 +27,12 @@ export interface GatewayInit {
   window?: number;
   /** Bytes one transfer may fetch ahead of its client. */
   readAheadBytes?: number;
+  /**
+   * Bytes all transfers together may fetch ahead of their clients; each may still hold two chunks
+   * beyond it. Default: 1/32 of the machine's (or container's) memory, 64 MiB..1 GiB (see
+   * defaultReadAheadBudgetBytes).
+   */
+  readAheadBudgetBytes?: number;
   stallTimeoutMs?: number;
   hedging?: boolean;
   /** How long a file's metadata is reused (0: ask the servers on every request). */
@@ -46,6 +53,8 @@ export interface GatewayStats {
   pool: PoolCounters;
   requests: RequestCounters;
   transfers: TransferCounters & { active: number };
+  /** The read-ahead budget: bytes held now and at most, its limit, and how often transfers queued for it. */
+  readAhead: ReadAheadBudgetStats;
   udp: UdpCounters;
   /** Chunk MD5s checked on the main thread and on the worker thread. */
   md5: { hashedHere: number; hashedInWorker: number };
@@ -63,7 +72,7 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_CHUNK_SIZE = 60 * 1024;
+export { DEFAULT_CHUNK_SIZE };
 
 /** Starts a gateway: the UDP side file servers register with, and the HTTP side clients download from. */
 export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
@@ -114,9 +123,15 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   const requests = tracker;
   pool.on('removed', (server) => requests.dropServer(server));
 
-  const lookup = new FileLookup({ pool, tracker, logger, cacheMs: init.metaCacheMs ?? 1_000 });
+  const lookup = new FileLookup({ pool, tracker, logger, chunkSize, cacheMs: init.metaCacheMs ?? 1_000 });
   const transfers = new Transfers(
-    { chunkSize, readAheadBytes: init.readAheadBytes ?? 8 * 1024 * 1024, stallTimeoutMs: init.stallTimeoutMs ?? 10_000, hedging: init.hedging ?? true },
+    {
+      chunkSize,
+      readAheadBytes: init.readAheadBytes ?? 8 * 1024 * 1024,
+      readAheadBudgetBytes: init.readAheadBudgetBytes ?? defaultReadAheadBudgetBytes(),
+      stallTimeoutMs: init.stallTimeoutMs ?? 10_000,
+      hedging: init.hedging ?? true,
+    },
     pool,
     tracker,
     logger.child('transfer'),
@@ -128,7 +143,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   const httpAddress = { address, port: httpPort };
   let stopping: Promise<void> | undefined;
   const udpAddress = udp.address;
-  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
+  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, readAheadBudget: transfers.budget.limitBytes, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
 
   return {
@@ -139,6 +154,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       pool: { ...pool.counters },
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
+      readAhead: transfers.budget.stats,
       udp: { ...udp.counters },
       md5: { ...answers.counters },
       limits: { ...guard.counters, transfersInProgress: guard.transfersInProgress, connectionsOpen: guard.connectionsOpen },

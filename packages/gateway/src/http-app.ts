@@ -19,6 +19,8 @@ const STATUS_OF: Record<GatewayErrorCode, number> = {
   GW_ERR_STALLED: 504,
   GW_ERR_SOURCES_GONE: 502,
   GW_ERR_FILE_CHANGED: 503,
+  // As nginx answers for a file it may not open.
+  GW_ERR_UNREADABLE: 403,
 };
 
 /** Decodes and checks the URL path: '' is the root, a trailing '/' marks a directory. */

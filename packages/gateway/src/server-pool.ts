@@ -9,11 +9,14 @@ export interface ServerPoolInit {
   /** How long a failing server rests before it is tried again (nginx fail_timeout). */
   coolDownMs?: number;
   /**
-   * Bad chunks (wrong MD5, length or number) a server may send beyond its good ones before it is
-   * dropped and banned: each bad chunk counts one up, each good one one down, never below zero. A
-   * server that only lies is dropped after this many; a path that corrupts a few percent never is.
+   * Bad chunks (wrong MD5, length or number) of one file a server may send beyond its good ones before
+   * it loses that file (it is not asked for it again for `banMs`): each bad chunk counts one up, each
+   * good one one down, never below zero. A server that only lies about a file loses it after this
+   * many; a path that corrupts a few percent never does.
    */
   maxBadChunks?: number;
+  /** Files a server may lose for bad data (within `banMs` of each other) before it is dropped and banned whole. */
+  maxBadFiles?: number;
   banMs?: number;
   /** Interval file servers are told to heartbeat at; three missed ones and a server leaves the pool. */
   heartbeatMs?: number;
@@ -35,8 +38,10 @@ export class PoolServer {
   consecutiveTimeouts = 0;
   /** When the last timeout was noticed: requests sent before it belong to the same loss event. */
   lastTimeoutAt = Number.NEGATIVE_INFINITY;
-  /** Bad chunks not yet outweighed by good ones (see `maxBadChunks`). */
-  badChunks = 0;
+  /** Per file path, bad chunks not yet outweighed by good ones (see `maxBadChunks`). */
+  readonly badChunksByPath = new Map<string, number>();
+  /** Files this server lost for bad data, until when (see `maxBadFiles`). */
+  readonly distrusted = new Map<string, number>();
   lastSeen: number;
   readonly rtt: RttEstimator;
   readonly window: CongestionWindow;
@@ -77,6 +82,8 @@ export interface PoolCounters {
   evicted: number;
   dropped: number;
   coolDowns: number;
+  /** Times a server lost one file for bad data (see onBadChunk). */
+  filesLost: number;
 }
 
 /**
@@ -96,7 +103,7 @@ export class ServerPool extends EventEmitter {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Transfers waiting for room, in the order they came (see waitForRoom). */
   private readonly roomWaiters = new Set<() => void>();
-  readonly counters: PoolCounters = { admitted: 0, readmitted: 0, left: 0, evicted: 0, dropped: 0, coolDowns: 0 };
+  readonly counters: PoolCounters = { admitted: 0, readmitted: 0, left: 0, evicted: 0, dropped: 0, coolDowns: 0, filesLost: 0 };
   readonly heartbeatMs: number;
 
   constructor(init: ServerPoolInit = {}) {
@@ -205,21 +212,58 @@ export class ServerPool extends EventEmitter {
     server.window.onLoss(sentAt, this.now());
   }
 
-  /** The server sent a chunk that checked out. */
-  onGoodChunk(server: PoolServer, bytes: number): void {
+  /** The server sent a chunk of `path` that checked out. */
+  onGoodChunk(server: PoolServer, path: string, bytes: number): void {
     server.stats.bytes += bytes;
-    if (server.badChunks > 0) server.badChunks--;
+    if (server.badChunksByPath.size === 0) return;
+    const bad = server.badChunksByPath.get(path);
+    if (bad === undefined) return;
+    if (bad <= 1) server.badChunksByPath.delete(path);
+    else server.badChunksByPath.set(path, bad - 1);
   }
 
-  /** The server answered with a chunk that failed its MD5, or had the wrong length or number. */
-  onBadChunk(server: PoolServer): void {
+  /**
+   * The server answered with a chunk of `path` that failed its MD5, or had the wrong length or number.
+   * Proportionate: it loses that file first (returns true then), and only a server that keeps sending
+   * bad data of several files is dropped and banned. One file's trouble never costs the others.
+   */
+  onBadChunk(server: PoolServer, path: string): boolean {
     server.stats.badChunks++;
-    server.badChunks++;
-    if (server.badChunks >= (this.init.maxBadChunks ?? 3)) {
-      const banMs = this.init.banMs ?? 60_000;
-      this.banned.set(server.key, this.now() + banMs);
-      this.remove(server, 'dropped', `${server.stats.badChunks} chunks with bad data; banned for ${banMs} ms`);
+    // Answers to requests sent before it lost the file are still on their way: they count once.
+    if (this.distrusts(server, path)) return true;
+    const bad = (server.badChunksByPath.get(path) ?? 0) + 1;
+    if (bad < (this.init.maxBadChunks ?? 3)) {
+      server.badChunksByPath.set(path, bad);
+      return false;
     }
+    server.badChunksByPath.delete(path);
+    const banMs = this.init.banMs ?? 60_000;
+    const now = this.now();
+    server.distrusted.set(path, now + banMs);
+    for (const [lost, until] of server.distrusted) if (until <= now) server.distrusted.delete(lost);
+    this.counters.filesLost++;
+    this.logger.warn('server lost a file for bad data', { server: server.key, path, ms: banMs, filesLost: server.distrusted.size });
+    if (server.distrusted.size >= (this.init.maxBadFiles ?? 3)) this.ban(server, banMs, `bad data in ${server.distrusted.size} files`);
+    return true;
+  }
+
+  /** Whether `server` lost `path` for bad data (and is not to be asked for it yet). */
+  distrusts(server: PoolServer, path: string): boolean {
+    if (server.distrusted.size === 0) return false;
+    const until = server.distrusted.get(path);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    server.distrusted.delete(path);
+    return false;
+  }
+
+  private ban(server: PoolServer, banMs: number, why: string): void {
+    this.banned.set(server.key, this.now() + banMs);
+    if (this.servers.size === 1) {
+      // Never silently: an empty pool answers 503 to every request until someone registers again.
+      this.logger.error('banning the last server in the pool: every request fails until a server registers', { server: server.key, why });
+    }
+    this.remove(server, 'dropped', `${why}; banned for ${banMs} ms`);
   }
 
   close(): void {

@@ -2,6 +2,7 @@ import type { Logger } from '@httpgw/protocol';
 import { ChunkFetcher } from './chunk-fetcher.js';
 import { GatewayError } from './errors.js';
 import type { FileVersion } from './file-lookup.js';
+import { ReadAheadBudget } from './read-ahead-budget.js';
 import type { RequestTracker } from './request-tracker.js';
 import type { ServerPool } from './server-pool.js';
 
@@ -9,6 +10,8 @@ export interface TransferSettings {
   chunkSize: number;
   /** Bytes a transfer may fetch ahead of what its client has taken. */
   readAheadBytes: number;
+  /** Bytes all transfers together may fetch ahead of their clients (see ReadAheadBudget). */
+  readAheadBudgetBytes: number;
   stallTimeoutMs: number;
   hedging: boolean;
 }
@@ -26,6 +29,8 @@ export interface TransferCounters {
 export class Transfers {
   readonly counters: TransferCounters = { started: 0, completed: 0, failed: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
   private readonly running = new Set<ChunkFetcher>();
+  /** The one read-ahead budget every transfer of the gateway takes from. */
+  readonly budget: ReadAheadBudget;
 
   get active(): number {
     return this.running.size;
@@ -36,7 +41,9 @@ export class Transfers {
     private readonly pool: ServerPool,
     private readonly tracker: RequestTracker,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.budget = new ReadAheadBudget({ limitBytes: settings.readAheadBudgetBytes, chunkBytes: settings.chunkSize });
+  }
 
   /** Ends every transfer in progress (the gateway is stopping). */
   cancelAll(): void {
@@ -54,6 +61,7 @@ export class Transfers {
       readAheadChunks: Math.max(2, Math.ceil(readAheadBytes / chunkSize)),
       stallTimeoutMs,
       hedging,
+      budget: this.budget,
       pool: this.pool,
       tracker: this.tracker,
       logger: this.logger,

@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { silentLogger, type ListEntry } from '@httpgw/protocol';
+import { createLogger, silentLogger, type ListEntry } from '@httpgw/protocol';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../src/errors.js';
 import type { FileVersion, LookupResult } from '../src/file-lookup.js';
@@ -24,6 +24,12 @@ interface FakeFile {
   beforeFirst?: Promise<void>;
   /** Set once the transfer's generator has finished, however it ended. */
   ended?: boolean;
+  /** Makes the transfer that starts at this byte fail before its first chunk (a part of a multipart answer). */
+  failAt?: { byte: number; error: Error };
+  /** Holds the first chunk of the transfer that starts at this byte back until it settles. */
+  holdAt?: { byte: number; until: Promise<void> };
+  /** Makes every transfer end, without an error, this many bytes short. */
+  shortBy?: number;
 }
 
 const files = new Map<string, FakeFile>();
@@ -32,6 +38,8 @@ const listings = new Map<string, ListingResult>();
 let noServers = false;
 /** Ranges the fake transfers were asked for: [path, first byte, last byte]. */
 const fetched: Array<[string, number, number]> = [];
+/** Ranges whose fake transfer was cancelled (its client left). */
+const cancelled: Array<[string, number, number]> = [];
 
 const fileVersion = (path: string, file: FakeFile): FileVersion => ({ path, size: file.data.length, mtimeMs: MTIME, version: file.version, servers: ['127.0.0.1:1'] });
 
@@ -49,16 +57,28 @@ const deps: FileRouteDeps = {
     fetch(file, firstByte, lastByte) {
       fetched.push([file.path, firstByte, lastByte]);
       const fake = files.get(file.path)!;
+      const fetcher = {
+        bytesDelivered: 0,
+        serversUsed: new Set<string>(),
+        cancel() {
+          cancelled.push([file.path, firstByte, lastByte]);
+        },
+      };
       async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
         try {
           await fake.beforeFirst;
+          if (fake.holdAt?.byte === firstByte) await fake.holdAt.until;
           if (fake.failure) throw fake.failure;
-          yield fake.data.subarray(firstByte, lastByte + 1);
+          if (fake.failAt?.byte === firstByte) throw fake.failAt.error;
+          const piece = fake.data.subarray(firstByte, lastByte + 1 - (fake.shortBy ?? 0));
+          fetcher.bytesDelivered += piece.length;
+          fetcher.serversUsed.add(`127.0.0.1:${1000 + firstByte}`);
+          yield piece;
         } finally {
           fake.ended = true;
         }
       }
-      return { fetcher: { bytesDelivered: 0, serversUsed: new Set<string>(), cancel() {} }, chunks: chunks() };
+      return { fetcher, chunks: chunks() };
     },
   },
 };
@@ -102,6 +122,27 @@ async function listen(app: ReturnType<typeof createHttpApp>): Promise<{ port: nu
   };
 }
 
+/** The parts of a multipart/byteranges answer: each one's headers (lower-case names) and bytes. */
+function parseMultipart(answer: Answer): Array<{ headers: Record<string, string>; body: Buffer }> {
+  const boundary = /^multipart\/byteranges; boundary=([0-9a-f]+)$/.exec(String(answer.headers['content-type']))?.[1];
+  if (!boundary) throw new Error(`not a multipart/byteranges answer: ${String(answer.headers['content-type'])}`);
+  const body = answer.body.toString('latin1');
+  const close = `\r\n--${boundary}--\r\n`;
+  if (!body.startsWith(`--${boundary}\r\n`) || !body.endsWith(close)) throw new Error('the body does not start and end with the boundary');
+  return `\r\n${body.slice(0, -close.length)}`
+    .split(`\r\n--${boundary}\r\n`)
+    .slice(1)
+    .map((part) => {
+      const split = part.indexOf('\r\n\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of part.slice(0, split).split('\r\n')) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      return { headers, body: Buffer.from(part.slice(split + 4), 'latin1') };
+    });
+}
+
 /** Polls `condition` every 10 ms; fails after 2 s. */
 async function until(condition: () => boolean): Promise<void> {
   for (const deadline = performance.now() + 2_000; !condition(); ) {
@@ -124,6 +165,7 @@ beforeEach(() => {
   directories.clear();
   listings.clear();
   fetched.length = 0;
+  cancelled.length = 0;
   noServers = false;
   files.set('hello.txt', { data: Buffer.from('hello world\n'), version: 'v-hello' });
   files.set('big.bin', { data: Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251)), version: 'v-big' });
@@ -182,10 +224,72 @@ describe('ranges', () => {
     expect(answer.body.length).toBe(10_000);
   });
 
-  it('several disjoint ranges → the whole file with 200', async () => {
+  it('several disjoint ranges → 206 multipart/byteranges: each part its type, Content-Range and bytes, fetched one after another', async () => {
+    const data = files.get('big.bin')!.data;
+    const answer = await get('/big.bin', { Range: 'bytes=5000-5099,0-9,9990-' });
+    expect(answer.status).toBe(206);
+    expect(answer.headers['content-range']).toBeUndefined();
+    expect(answer.headers['content-length']).toBe(String(answer.body.length));
+    const parts = parseMultipart(answer);
+    expect(parts.map((part) => part.headers)).toEqual([
+      { 'content-type': 'application/octet-stream', 'content-range': 'bytes 5000-5099/10000' },
+      { 'content-type': 'application/octet-stream', 'content-range': 'bytes 0-9/10000' },
+      { 'content-type': 'application/octet-stream', 'content-range': 'bytes 9990-9999/10000' },
+    ]);
+    expect(parts.map((part) => part.body)).toEqual([data.subarray(5000, 5100), data.subarray(0, 10), data.subarray(9990)]);
+    expect(fetched).toEqual([
+      ['big.bin', 5000, 5099],
+      ['big.bin', 0, 9],
+      ['big.bin', 9990, 9999],
+    ]);
+  });
+
+  it('multipart parts carry the file type; HEAD has the same status, type and length, and fetches nothing', async () => {
+    files.set('notes.txt', { data: Buffer.from('x'.repeat(5_000)), version: 'v-notes' });
+    const answer = await get('/notes.txt', { Range: 'bytes=0-9,100-109' });
+    expect(parseMultipart(answer).map((part) => part.headers['content-type'])).toEqual(['text/plain; charset=utf-8', 'text/plain; charset=utf-8']);
+    fetched.length = 0;
+    const head = await request(port, '/notes.txt', { method: 'HEAD', headers: { Range: 'bytes=0-9,100-109' } });
+    expect([head.status, head.headers['content-length'], head.body.length]).toEqual([206, answer.headers['content-length'], 0]);
+    expect(head.headers['content-type']).toMatch(/^multipart\/byteranges; boundary=[0-9a-f]{24}$/);
+    expect(fetched).toEqual([]);
+  });
+
+  it('adjacent or overlapping ranges → one 206, one transfer', async () => {
+    const answer = await get('/big.bin', { Range: 'bytes=0-9,10-19,15-29' });
+    expect([answer.status, answer.headers['content-range'], answer.body.length]).toEqual([206, 'bytes 0-29/10000', 30]);
+    expect(fetched).toEqual([['big.bin', 0, 29]]);
+  });
+
+  it('more than 16 disjoint ranges, or a multipart body no smaller than the file → the whole file with 200', async () => {
+    const many = `bytes=${Array.from({ length: 17 }, (_, i) => `${i * 100}-${i * 100 + 9}`).join(',')}`;
+    const answer = await get('/big.bin', { Range: many });
+    expect([answer.status, answer.body.length]).toEqual([200, 10_000]);
+    const small = await get('/hello.txt', { Range: 'bytes=0-1,5-6' });
+    expect([small.status, small.text]).toEqual([200, 'hello world\n']);
+  });
+
+  it('a part that fails after the status line went out cuts the connection, never ends the body cleanly', async () => {
+    files.get('big.bin')!.failAt = { byte: 100, error: new GatewayError('GW_ERR_SOURCES_GONE') };
+    await expect(get('/big.bin', { Range: 'bytes=0-9,100-109,200-209' })).rejects.toThrow();
+    expect(fetched).toEqual([
+      ['big.bin', 0, 9],
+      ['big.bin', 100, 109],
+    ]);
+  });
+
+  it('a failure before the first part is an honest error status', async () => {
+    files.get('big.bin')!.failAt = { byte: 0, error: new GatewayError('GW_ERR_SOURCES_GONE') };
     const answer = await get('/big.bin', { Range: 'bytes=0-9,100-109' });
-    expect(answer.status).toBe(200);
-    expect(answer.body.length).toBe(10_000);
+    expect(answer.status).toBe(502);
+    expect(answer.headers['content-type']).toBe('text/plain; charset=utf-8');
+  });
+
+  it('a transfer that ends short without an error cuts the connection, one range or several', async () => {
+    files.get('big.bin')!.shortBy = 1;
+    await expect(get('/big.bin', { Range: 'bytes=0-99' })).rejects.toThrow();
+    await expect(get('/big.bin', { Range: 'bytes=0-9,100-109' })).rejects.toThrow();
+    await expect(get('/big.bin')).rejects.toThrow();
   });
 
   it('unsatisfiable → 416 with Content-Range: bytes */SIZE and a short body, nothing fetched', async () => {
@@ -230,6 +334,45 @@ describe('a client that leaves', () => {
   });
 });
 
+describe('a client that leaves a multipart answer', () => {
+  it('cancels the part in progress and starts no other', async () => {
+    let release = () => {};
+    const file = files.get('big.bin')!;
+    file.holdAt = { byte: 100, until: new Promise((resolve) => (release = resolve)) };
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    let received = '';
+    client.on('data', (data: Buffer) => (received += data.toString('latin1')));
+    client.write('GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,100-109,200-209\r\n\r\n');
+    await until(() => fetched.length === 2 && received.includes('Content-Range: bytes 0-9/10000'));
+    client.destroy();
+    await until(() => cancelled.some(([, first]) => first === 100));
+    release();
+    await until(() => file.ended === true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fetched.map(([, first]) => first)).toEqual([0, 100]);
+  });
+});
+
+describe('the access log of a multipart answer', () => {
+  it('counts the bytes and servers of every part', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ name: 'gw', level: 'info', write: (line) => lines.push(line) });
+    const logged = await listen(createHttpApp({ ...deps, logger }));
+    try {
+      const answer = await request(logged.port, '/big.bin', { headers: { Range: 'bytes=0-9,100-119' } });
+      expect(answer.status).toBe(206);
+      await until(() => lines.some((line) => line.includes('GET /big.bin')));
+      const line = lines.find((each) => each.includes('GET /big.bin'))!;
+      expect(line).toContain('status=206');
+      expect(line).toContain('bytes=30');
+      expect(line).toContain('servers=127.0.0.1:1000,127.0.0.1:1100');
+    } finally {
+      await logged.close();
+    }
+  });
+});
+
 describe('HEAD', () => {
   it('has the headers of GET and no body, and fetches nothing', async () => {
     for (const headers of [{}, { Range: 'bytes=5-9' }] as Array<Record<string, string>>) {
@@ -262,6 +405,22 @@ describe('validators', () => {
     [304, 'If-Modified-Since later', { 'If-Modified-Since': new Date(MTIME + 60_000).toUTCString() }],
     [200, 'If-Modified-Since earlier', { 'If-Modified-Since': new Date(MTIME - 60_000).toUTCString() }],
     [200, 'If-None-Match wins over If-Modified-Since', { 'If-None-Match': '"v-old"', 'If-Modified-Since': new Date(MTIME).toUTCString() }],
+    [200, 'If-Match with the ETag', { 'If-Match': '"v-hello"' }],
+    [200, 'If-Match in a list', { 'If-Match': '"v-old", "v-hello"' }],
+    [200, 'If-Match: *', { 'If-Match': '*' }],
+    [412, 'If-Match with another ETag', { 'If-Match': '"v-old"' }],
+    [412, 'If-Match with the weak ETag (strong comparison)', { 'If-Match': 'W/"v-hello"' }],
+    [200, 'If-Unmodified-Since the Last-Modified', { 'If-Unmodified-Since': new Date(MTIME).toUTCString() }],
+    [200, 'If-Unmodified-Since later', { 'If-Unmodified-Since': new Date(MTIME + 60_000).toUTCString() }],
+    [412, 'If-Unmodified-Since earlier', { 'If-Unmodified-Since': new Date(MTIME - 60_000).toUTCString() }],
+    [200, 'If-Unmodified-Since not a date: ignored', { 'If-Unmodified-Since': 'soon' }],
+    [200, 'If-Match matching beats an earlier If-Unmodified-Since', { 'If-Match': '"v-hello"', 'If-Unmodified-Since': new Date(MTIME - 60_000).toUTCString() }],
+    [412, 'If-Match failing beats a later If-Unmodified-Since', { 'If-Match': '"v-old"', 'If-Unmodified-Since': new Date(MTIME + 60_000).toUTCString() }],
+    [412, 'If-Match failing beats a matching If-None-Match (412 before 304)', { 'If-Match': '"v-old"', 'If-None-Match': '"v-hello"' }],
+    [412, 'If-Unmodified-Since earlier beats If-Modified-Since (412 before 304)', { 'If-Unmodified-Since': new Date(MTIME - 60_000).toUTCString(), 'If-Modified-Since': new Date(MTIME).toUTCString() }],
+    [304, 'If-Match matching, then If-None-Match matching', { 'If-Match': '"v-hello"', 'If-None-Match': '"v-hello"' }],
+    [412, 'If-Match failing beats Range', { 'If-Match': '"v-old"', Range: 'bytes=0-1' }],
+    [206, 'If-Match matching, then Range', { 'If-Match': '"v-hello"', Range: 'bytes=0-1' }],
   ])('%d for %s', async (status, _name, headers) => {
     const answer = await get('/hello.txt', headers);
     expect(answer.status).toBe(status);
@@ -270,6 +429,21 @@ describe('validators', () => {
       expect(answer.headers.etag).toBe('"v-hello"');
       expect(fetched).toEqual([]);
     }
+    if (status === 412) {
+      expect(answer.headers.etag).toBe('"v-hello"');
+      expect(answer.headers['last-modified']).toBe(new Date(MTIME).toUTCString());
+      expect(answer.headers['content-type']).toBe('text/plain; charset=utf-8');
+      expect(answer.text).toBe('412 precondition failed\n');
+      expect(fetched).toEqual([]);
+    }
+  });
+
+  it('412 for HEAD too, and in JSON when asked', async () => {
+    const head = await request(port, '/hello.txt', { method: 'HEAD', headers: { 'If-Match': '"v-old"' } });
+    expect([head.status, head.body.length, head.headers.etag]).toEqual([412, 0, '"v-hello"']);
+    const json = await get('/hello.txt?download', { 'If-Match': '"v-old"', Accept: 'application/json' });
+    expect(JSON.parse(json.text)).toEqual({ status: 412, message: 'precondition failed' });
+    expect(json.headers['content-disposition']).toBeUndefined();
   });
 });
 

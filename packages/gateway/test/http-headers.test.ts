@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { asciiFallback, chooseRange, etagOf, ifRangeMatches } from '../src/file-route.js';
+import { MAX_RANGE_PARTS, asciiFallback, chooseRange, etagOf, ifRangeMatches, preconditionsHold } from '../src/file-route.js';
 import { encodePath, requestPath } from '../src/http-app.js';
 import { escapeHtml, formatSize, renderListingHtml } from '../src/listing-route.js';
 import { isServableName, mergeListings } from '../src/listing.js';
@@ -17,7 +17,11 @@ describe('chooseRange', () => {
     ['-n longer than the file', { range: 'bytes=-5000' }, { status: 206, start: 0, end: 999 }],
     ['a-b past the end', { range: 'bytes=500-5000' }, { status: 206, start: 500, end: 999 }],
     ['overlapping ranges, combined', { range: 'bytes=0-10,5-20' }, { status: 206, start: 0, end: 20 }],
-    ['several disjoint ranges: whole file', { range: 'bytes=0-1,5-6' }, { status: 200, start: 0, end: 999 }],
+    ['adjacent ranges, combined', { range: 'bytes=0-9,10-19' }, { status: 206, start: 0, end: 19 }],
+    ['several disjoint ranges: multipart', { range: 'bytes=0-1,5-6' }, { status: 206, parts: [{ start: 0, end: 1 }, { start: 5, end: 6 }] }],
+    ['multipart parts in the order asked', { range: 'bytes=500-509,0-9' }, { status: 206, parts: [{ start: 500, end: 509 }, { start: 0, end: 9 }] }],
+    ['multipart: overlapping ones combined, the rest kept', { range: 'bytes=0-9,5-14,100-109' }, { status: 206, parts: [{ start: 0, end: 14 }, { start: 100, end: 109 }] }],
+    ['an unsatisfiable range among others is dropped', { range: 'bytes=0-9,5000-6000' }, { status: 206, start: 0, end: 9 }],
     ['start past the end', { range: 'bytes=1000-' }, { status: 416 }],
     ['every range past the end', { range: 'bytes=2000-3000,4000-5000' }, { status: 416 }],
     ['malformed: ignored', { range: 'bytes=x-y' }, { status: 200, start: 0, end: 999 }],
@@ -32,6 +36,27 @@ describe('chooseRange', () => {
     ['If-Range without Range', { ifRange: '"v0"' }, { status: 200, start: 0, end: 999 }],
   ])('%s', (_name, headers, expected) => {
     expect(chooseRange(headers, file)).toEqual(expected);
+  });
+
+  it(`up to ${MAX_RANGE_PARTS} disjoint ranges are a multipart answer; more get the whole file`, () => {
+    const ranges = (count: number) => `bytes=${Array.from({ length: count }, (_, i) => `${i * 20}-${i * 20 + 9}`).join(',')}`;
+    const big = { ...file, size: 100_000 };
+    expect(chooseRange({ range: ranges(MAX_RANGE_PARTS) }, big)).toEqual({ status: 206, parts: Array.from({ length: MAX_RANGE_PARTS }, (_, i) => ({ start: i * 20, end: i * 20 + 9 })) });
+    expect(chooseRange({ range: ranges(MAX_RANGE_PARTS + 1) }, big)).toEqual({ status: 200, start: 0, end: 99_999 });
+  });
+
+  it('many overlapping ranges are combined into one before the limit applies', () => {
+    const range = `bytes=${Array.from({ length: 500 }, (_, i) => `${i}-${i + 50}`).join(',')}`;
+    expect(chooseRange({ range }, file)).toEqual({ status: 206, start: 0, end: 549 });
+  });
+
+  it('a multipart body no smaller than the file itself: the whole file instead', () => {
+    const small = { ...file, size: 100 };
+    expect(chooseRange({ range: 'bytes=0-1,5-6' }, small)).toEqual({ status: 200, start: 0, end: 99 });
+    // The parts' Content-Type counts: a longer type makes the multipart body longer.
+    const edge = { ...file, size: 400 };
+    expect(chooseRange({ range: 'bytes=0-1,5-6' }, edge, 'text/plain')).toMatchObject({ status: 206 });
+    expect(chooseRange({ range: 'bytes=0-1,5-6' }, edge, `application/${'x'.repeat(200)}`)).toMatchObject({ status: 200 });
   });
 
   it('an empty file has no satisfiable range', () => {
@@ -54,6 +79,36 @@ describe('validators', () => {
   it('If-Range absent always matches', () => {
     expect(ifRangeMatches(undefined, file)).toBe(true);
     expect(ifRangeMatches('', file)).toBe(true);
+  });
+});
+
+describe('preconditionsHold (RFC 9110 §13.1.1, §13.1.4, §13.2.2 steps 1–2)', () => {
+  const earlier = new Date(MTIME - 5_000).toUTCString();
+  const later = new Date(MTIME + 5_000).toUTCString();
+  it.each([
+    [true, 'no preconditions', {}],
+    [true, 'If-Match with the ETag', { ifMatch: '"v1"' }],
+    [false, 'If-Match with another ETag', { ifMatch: '"v0"' }],
+    [true, 'If-Match: *', { ifMatch: '*' }],
+    [true, 'If-Match: * with spaces', { ifMatch: ' * ' }],
+    [false, 'If-Match with the weak ETag (strong comparison)', { ifMatch: 'W/"v1"' }],
+    [true, 'If-Match in a list', { ifMatch: '"a", W/"b","v1"' }],
+    [false, 'If-Match list without it', { ifMatch: '"a", W/"v1", "v0"' }],
+    [false, 'If-Match unquoted (malformed)', { ifMatch: 'v1' }],
+    [true, 'If-Unmodified-Since the Last-Modified (whole seconds)', { ifUnmodifiedSince: lastModified }],
+    [true, 'If-Unmodified-Since later', { ifUnmodifiedSince: later }],
+    [false, 'If-Unmodified-Since earlier', { ifUnmodifiedSince: earlier }],
+    [true, 'If-Unmodified-Since not a date: ignored', { ifUnmodifiedSince: 'yesterday' }],
+    [true, 'If-Match matching beats an earlier If-Unmodified-Since', { ifMatch: '"v1"', ifUnmodifiedSince: earlier }],
+    [false, 'If-Match failing beats a later If-Unmodified-Since', { ifMatch: '"v0"', ifUnmodifiedSince: later }],
+  ])('%s: %s', (holds, _name, headers) => {
+    expect(preconditionsHold(headers, file)).toBe(holds);
+  });
+
+  it('an entity tag with a comma in it matches whole', () => {
+    const commas = { version: 'a,b', mtimeMs: MTIME };
+    expect(preconditionsHold({ ifMatch: '"x", "a,b"' }, commas)).toBe(true);
+    expect(preconditionsHold({ ifMatch: '"a", "b"' }, commas)).toBe(false);
   });
 });
 

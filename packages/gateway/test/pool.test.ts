@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '@httpgw/protocol';
 import { ServerPool, type PoolServer } from '../src/server-pool.js';
 
 // The pool with an injected clock; the heartbeat sweep (a timer) runs under fake timers.
@@ -123,17 +124,31 @@ describe('ServerPool: passive health from timeouts', () => {
 });
 
 describe('ServerPool: bad data', () => {
-  it('drops and bans a server that sends only bad chunks, after maxBadChunks', () => {
+  it('a server that sends only bad chunks of a file loses that file after maxBadChunks, for banMs', () => {
     const clock = { t: 1_000 };
     const pool = poolAt(clock, { maxBadChunks: 3, banMs: 60_000 });
     const liar = pool.admit('127.0.0.1', 9001, 'liar')!;
+    expect([pool.onBadChunk(liar, 'a'), pool.onBadChunk(liar, 'a'), pool.onBadChunk(liar, 'a')]).toEqual([false, false, true]);
+    expect(pool.distrusts(liar, 'a')).toBe(true);
+    expect(pool.distrusts(liar, 'b')).toBe(false);
+    expect(pool.size).toBe(1);
+    expect(pool.counters).toMatchObject({ filesLost: 1, dropped: 0 });
+    clock.t += 60_001;
+    expect(pool.distrusts(liar, 'a')).toBe(false);
+  });
+
+  it('drops and bans a server that loses maxBadFiles files for bad data; loudly when it is the last one', () => {
+    const clock = { t: 1_000 };
+    const lines: string[] = [];
+    const pool = poolAt(clock, { maxBadChunks: 3, maxBadFiles: 3, banMs: 60_000, logger: createLogger({ name: 'pool', write: (line, level) => lines.push(`${level} ${line}`) }) });
+    const liar = pool.admit('127.0.0.1', 9001, 'liar')!;
     const removed = vi.fn();
     pool.on('removed', removed);
-    pool.onBadChunk(liar);
-    pool.onBadChunk(liar);
+    for (const path of ['a', 'b']) for (let i = 0; i < 3; i++) pool.onBadChunk(liar, path);
     expect(pool.size).toBe(1);
-    pool.onBadChunk(liar);
+    for (let i = 0; i < 3; i++) pool.onBadChunk(liar, 'c');
     expect(pool.size).toBe(0);
+    expect(lines.some((line) => line.startsWith('error') && line.includes('banning the last server'))).toBe(true);
     expect(pool.counters.dropped).toBe(1);
     expect(removed).toHaveBeenCalledWith(liar, 'dropped');
     expect(pool.isBanned('127.0.0.1', 9001)).toBe(true);
@@ -147,12 +162,13 @@ describe('ServerPool: bad data', () => {
     const pool = poolAt(clock, { maxBadChunks: 3 });
     const server = pool.admit('127.0.0.1', 9001, 'a')!;
     for (let i = 0; i < 1_000; i++) {
-      if (i % 10 === 0) pool.onBadChunk(server);
-      else pool.onGoodChunk(server, 100);
+      if (i % 10 === 0) pool.onBadChunk(server, 'f');
+      else pool.onGoodChunk(server, 'f', 100);
     }
-    pool.onBadChunk(server);
-    pool.onBadChunk(server); // two in a row after a long good run: still below three
+    pool.onBadChunk(server, 'f');
+    pool.onBadChunk(server, 'f'); // two in a row after a long good run: still below three
     expect(pool.size).toBe(1);
+    expect(pool.distrusts(server, 'f')).toBe(false);
     expect(server.stats.badChunks).toBe(102);
     expect(server.stats.bytes).toBe(900 * 100);
   });

@@ -8,6 +8,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_DATAGRAM_BYTES = 65_507;
 /** Room left in a datagram for the header, the msgpack framing of a chunk and the auth trailer. */
 export const MAX_CHUNK_SIZE = 65_000;
+/** Chunk size when a gateway names none: 60 KiB, one datagram below the IPv4 limit. */
+export const DEFAULT_CHUNK_SIZE = 60 * 1024;
 /** Smallest chunk a gateway may ask for; keeps the per-chunk overhead sane. */
 export const MIN_CHUNK_SIZE = 512;
 /** A chunk size whose datagram fits a 1,500-byte Ethernet MTU with IPv4/UDP headers and auth trailer. */

@@ -18,7 +18,7 @@ import { asFields, bool, bytes, finite, int, list, oneOf, str, uint, type Fields
 import { openFrame, type FrameAuth, type FrameKey } from './frame.js';
 import type { ErrorCode, ListEntry, Packet, PacketType } from './packets.js';
 
-const ERROR_CODES: readonly ErrorCode[] = ['not-found', 'stale', 'bad-request', 'io', 'busy'];
+const ERROR_CODES: readonly ErrorCode[] = ['not-found', 'stale', 'unreadable', 'bad-request', 'io', 'busy'];
 
 /** One validator per packet kind: reads every field the kind has, and nothing else. */
 const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { type: T }> } = {
@@ -33,7 +33,12 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
   heartbeat: () => ({ type: 'heartbeat' }),
   'heartbeat-ack': (f) => ({ type: 'heartbeat-ack', known: bool(f, 'known') }),
   leave: () => ({ type: 'leave' }),
-  'meta-request': (f) => ({ type: 'meta-request', requestId: uint(f, 'requestId'), path: str(f, 'path', MAX_PATH_BYTES) }),
+  'meta-request': (f) => ({
+    type: 'meta-request',
+    requestId: uint(f, 'requestId'),
+    path: str(f, 'path', MAX_PATH_BYTES),
+    ...(Object.hasOwn(f, 'chunkSize') ? { chunkSize: int(f, 'chunkSize', MIN_CHUNK_SIZE, MAX_CHUNK_SIZE) } : {}),
+  }),
   meta: (f) => ({
     type: 'meta',
     requestId: uint(f, 'requestId'),

@@ -49,11 +49,19 @@ export interface MetaRequestPacket {
   type: 'meta-request';
   requestId: number;
   path: string;
+  /**
+   * The chunk size the gateway will ask for (default DEFAULT_CHUNK_SIZE): a file's version is the
+   * digest of its chunks' MD5s at this size, and those MD5s are what the chunks are later sent with.
+   */
+  chunkSize?: number;
 }
 
 export type EntryKind = 'file' | 'directory' | 'none';
 
-/** S→G: what the server holds at `path`. `version` identifies the content (same version = same bytes). */
+/**
+ * S→G: what the server holds at `path`. `version` identifies the content: the file's size and a
+ * digest of its chunks' MD5s, so two servers report the same version only for the same bytes.
+ */
 export interface MetaPacket {
   type: 'meta';
   requestId: number;
@@ -112,7 +120,12 @@ export interface ListPacket {
   next: number;
 }
 
-export type ErrorCode = 'not-found' | 'stale' | 'bad-request' | 'io' | 'busy';
+/**
+ * `stale`: the file changed (it no longer has the version asked for, or changed while being read).
+ * `unreadable`: the file exists but the server may not read it (permissions). `busy`: too many reads
+ * in progress, or the file's digest is still being computed: ask again shortly. `io`: any other read error.
+ */
+export type ErrorCode = 'not-found' | 'stale' | 'unreadable' | 'bad-request' | 'io' | 'busy';
 
 export interface ErrorPacket {
   type: 'error';

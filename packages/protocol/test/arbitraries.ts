@@ -38,7 +38,10 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
   heartbeat: fc.record({ type: fc.constant('heartbeat') }),
   'heartbeat-ack': fc.record({ type: fc.constant('heartbeat-ack'), known: fc.boolean() }),
   leave: fc.record({ type: fc.constant('leave') }),
-  'meta-request': fc.record({ type: fc.constant('meta-request'), requestId, path: text(MAX_PATH_BYTES) }),
+  'meta-request': fc.record(
+    { type: fc.constant('meta-request'), requestId, path: text(MAX_PATH_BYTES), chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }) },
+    { requiredKeys: ['type', 'requestId', 'path'] },
+  ),
   meta: fc.record({
     type: fc.constant('meta'),
     requestId,
@@ -80,7 +83,7 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
   error: fc.record({
     type: fc.constant('error'),
     requestId,
-    code: fc.constantFrom('not-found', 'stale', 'bad-request', 'io', 'busy'),
+    code: fc.constantFrom('not-found', 'stale', 'unreadable', 'bad-request', 'io', 'busy'),
     message: text(MAX_MESSAGE_LENGTH),
   }),
 };

@@ -1,0 +1,192 @@
+import { totalmem } from 'node:os';
+
+export interface ReadAheadBudgetInit {
+  /** Bytes of read-ahead all transfers together may hold (requested and not yet handed to their client). */
+  limitBytes: number;
+  /** Bytes one chunk is counted for: every transfer reserves whole chunks. */
+  chunkBytes: number;
+  /** Chunks every transfer may hold even when the budget is spent, so none starves (default 2). */
+  minimumChunks?: number;
+}
+
+export interface ReadAheadBudgetStats {
+  limitBytes: number;
+  /** Bytes held now; above the limit by at most `minimumChunks` per transfer. */
+  reservedBytes: number;
+  peakBytes: number;
+  /** Times a transfer found the budget spent and queued for it. */
+  waits: number;
+  /** Transfers queued for budget now. */
+  waiting: number;
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * The default budget: 1/32 of the memory this process may use (the cgroup's limit when it has one),
+ * between 64 MiB and 1 GiB. Measured, each byte of read-ahead costs about 1.5–2 bytes of RSS (chunk
+ * buffers live until V8 collects them, plus the allocator's overhead), so 1/32 keeps the gateway
+ * under a tenth of the machine under the worst load, the rest left to the page cache of the file
+ * servers that often share it. 64 MiB is still 8 downloads at the default 8 MiB read-ahead (a
+ * download only needs its bandwidth-delay product: 1 MiB carries 1 GB/s at a 1 ms round trip);
+ * beyond 1 GiB, read-ahead only feeds slow clients earlier, which buys nothing.
+ */
+export function defaultReadAheadBudgetBytes(): number {
+  let memory = totalmem();
+  // The cgroup's limit in a container (experimental in Node 20; a huge number when there is none).
+  const constrained = process.constrainedMemory?.();
+  if (constrained !== undefined && constrained > 0 && constrained < memory) memory = constrained;
+  return Math.min(1024 * MIB, Math.max(64 * MIB, Math.floor(memory / 32 / MIB) * MIB));
+}
+
+/**
+ * One byte budget for the read-ahead of every transfer of the gateway, counted in chunks. A transfer
+ * reserves a chunk when it requests it and releases it once the chunk is handed to its client, or
+ * when it ends (see ReadAheadShare). Every transfer may hold `minimumChunks` whatever the budget, so
+ * it always moves and never deadlocks; beyond that, a transfer that finds the budget spent queues.
+ * Budget released goes to the queue first, in order (FIFO): the first transfer queued gets a turn,
+ * its `wake` called in a microtask, and while turns are pending or transfers queued nobody else may
+ * take beyond its minimum, the transfer that released included, as with windows' room
+ * (ServerPool.waitForRoom). Every operation is O(1) per chunk.
+ */
+export class ReadAheadBudget {
+  readonly limitBytes: number;
+  readonly chunkBytes: number;
+  readonly minimumChunks: number;
+  /** Limit and holdings in chunks. */
+  private readonly limit: number;
+  private reserved = 0;
+  private peak = 0;
+  private waits = 0;
+  /** Transfers waiting for budget, in the order they came. */
+  private readonly waiters = new Set<ReadAheadShare>();
+  /** Transfers woken whose turn has not come or gone yet. */
+  private turns = 0;
+
+  constructor(init: ReadAheadBudgetInit) {
+    if (!(init.chunkBytes > 0)) throw new RangeError('chunkBytes must be positive');
+    if (!(init.limitBytes >= 0)) throw new RangeError('limitBytes must be 0 or more');
+    this.limitBytes = init.limitBytes;
+    this.chunkBytes = init.chunkBytes;
+    this.minimumChunks = init.minimumChunks ?? 2;
+    this.limit = Math.floor(init.limitBytes / init.chunkBytes);
+  }
+
+  get stats(): ReadAheadBudgetStats {
+    return {
+      limitBytes: this.limitBytes,
+      reservedBytes: this.reserved * this.chunkBytes,
+      peakBytes: this.peak * this.chunkBytes,
+      waits: this.waits,
+      waiting: this.waiters.size,
+    };
+  }
+
+  /** A share for one transfer (`wake`: called when budget it queued for is free; it should ask again then). */
+  open(wake: () => void): ReadAheadShare {
+    return new ReadAheadShare(this, wake);
+  }
+
+  /** @internal Chunks `share` may take beyond its minimum: what is free, if nobody is before it. */
+  freeFor(share: ReadAheadShare): number {
+    return share.woken || (this.waiters.size === 0 && this.turns === 0) ? this.limit - this.reserved : 0;
+  }
+
+  /** @internal */
+  add(share: ReadAheadShare, chunks: number): void {
+    this.endTurn(share);
+    this.reserved += chunks;
+    if (this.reserved > this.peak) this.peak = this.reserved;
+  }
+
+  /** @internal Returns chunks: as many transfers queued get a turn as chunks came back, while any is free. */
+  remove(chunks: number): void {
+    this.reserved -= chunks;
+    this.giveTurns(chunks);
+  }
+
+  /** @internal */
+  enqueue(share: ReadAheadShare): void {
+    if (this.waiters.has(share)) return;
+    this.waiters.add(share);
+    this.waits++;
+  }
+
+  /** @internal Takes `share` out of the queue; a turn it had goes on to the next one. */
+  leave(share: ReadAheadShare): void {
+    this.waiters.delete(share);
+    if (this.endTurn(share)) this.giveTurns(1);
+  }
+
+  private endTurn(share: ReadAheadShare): boolean {
+    if (!share.woken) return false;
+    share.woken = false;
+    this.turns--;
+    return true;
+  }
+
+  private giveTurns(count: number): void {
+    for (let n = Math.min(count, this.limit - this.reserved); n > 0; n--) {
+      const next = this.waiters.values().next();
+      if (next.done) return;
+      const share = next.value;
+      this.waiters.delete(share);
+      share.woken = true;
+      this.turns++;
+      queueMicrotask(() => {
+        share.wake();
+        // Its turn lasts while it runs: unused (it wanted nothing, or windows were full), it goes on.
+        if (this.endTurn(share)) this.giveTurns(1);
+      });
+    }
+  }
+}
+
+/** One transfer's part of the budget: the chunks it holds (requested, not yet handed to its client). */
+export class ReadAheadShare {
+  /** Chunks held. */
+  held = 0;
+  /** @internal Its turn came (see ReadAheadBudget.giveTurns): it may take before those still queued. */
+  woken = false;
+
+  constructor(
+    private readonly budget: ReadAheadBudget,
+    /** @internal */
+    readonly wake: () => void,
+  ) {}
+
+  /**
+   * How many of `wanted` more chunks this transfer may request now: what brings it up to the
+   * minimum, or what is free when nobody is queued before it. Takes nothing (see `take`); when it
+   * returns 0, `waitForBudget` queues the transfer.
+   */
+  affordable(wanted: number): number {
+    const allowed = Math.max(this.budget.minimumChunks - this.held, this.budget.freeFor(this));
+    return allowed <= 0 ? 0 : Math.min(allowed, wanted);
+  }
+
+  /** Reserves `chunks` (no more than `affordable` allowed); a turn is used up. */
+  take(chunks: number): void {
+    this.held += chunks;
+    this.budget.add(this, chunks);
+  }
+
+  /** Returns `chunks` (handed to the client). */
+  release(chunks: number): void {
+    this.held -= chunks;
+    this.budget.remove(chunks);
+  }
+
+  /** Queues the transfer until budget is released (`wake` is called once then: it must ask again). */
+  waitForBudget(): void {
+    this.budget.enqueue(this);
+  }
+
+  /** The transfer ended: returns all it holds (chunks in flight too: their answers are dropped) and leaves the queue. */
+  close(): void {
+    this.budget.leave(this);
+    const held = this.held;
+    this.held = 0;
+    this.budget.remove(held);
+  }
+}

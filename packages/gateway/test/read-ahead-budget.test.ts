@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { ReadAheadBudget, defaultReadAheadBudgetBytes, type ReadAheadShare } from '../src/read-ahead-budget.js';
+
+const CHUNK = 1_000;
+const MIB = 1024 * 1024;
+const microtasks = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A budget of `chunks` chunks; each share logs its wake-ups and, woken, asks again (as a transfer's pump does). */
+function setup(chunks: number, minimumChunks = 2) {
+  const budget = new ReadAheadBudget({ limitBytes: chunks * CHUNK, chunkBytes: CHUNK, minimumChunks });
+  const woken: string[] = [];
+  type Share = ReadAheadShare & { wants: number; closed: boolean };
+  const share = (name: string): Share => {
+    const s = budget.open(() => {
+      woken.push(name);
+      ask(s);
+    }) as Share;
+    s.wants = 0;
+    s.closed = false;
+    return s;
+  };
+  /** Takes what is affordable of what it wants; queues when it still wants more. Returns chunks taken. */
+  const ask = (s: Share) => {
+    let taken = 0;
+    while (s.wants > 0 && !s.closed) {
+      const n = s.affordable(s.wants);
+      if (n === 0) {
+        s.waitForBudget();
+        break;
+      }
+      s.take(n);
+      s.wants -= n;
+      taken += n;
+    }
+    return taken;
+  };
+  const want = (s: Share, n: number) => {
+    s.wants += n;
+    return ask(s);
+  };
+  const close = (s: Share) => {
+    s.closed = true;
+    s.close();
+  };
+  return { budget, share, want, close, woken, reserved: () => budget.stats.reservedBytes / CHUNK };
+}
+
+describe('ReadAheadBudget', () => {
+  it('reserves up to its limit, gives back what is released, and counts its peak', () => {
+    const t = setup(10);
+    const a = t.share('a');
+    const b = t.share('b');
+    expect(t.want(a, 6)).toBe(6);
+    expect(t.want(b, 6)).toBe(4); // only 4 left: b queues for 2 more
+    expect(t.reserved()).toBe(10);
+    expect(t.budget.stats).toMatchObject({ waits: 1, waiting: 1 });
+    t.close(a);
+    expect(t.reserved()).toBe(4);
+    t.close(b);
+    expect(t.budget.stats).toEqual({ limitBytes: 10 * CHUNK, reservedBytes: 0, peakBytes: 10 * CHUNK, waits: 1, waiting: 0 });
+  });
+
+  it('lets every share hold its minimum when the budget is spent, and no more', () => {
+    const t = setup(4);
+    const a = t.share('a');
+    expect(t.want(a, 10)).toBe(4);
+    const shares = Array.from({ length: 5 }, (_, i) => t.share(`s${i}`));
+    for (const s of shares) expect(t.want(s, 10)).toBe(2); // its minimum, though nothing is free
+    expect(t.reserved()).toBe(4 + 5 * 2); // over the limit by the minimums only
+    for (const s of shares) expect(s.affordable(10)).toBe(0);
+    // A share below its minimum tops up to it, others queued or not.
+    shares[0]!.release(1);
+    expect(shares[0]!.affordable(10)).toBe(1);
+    for (const s of [a, ...shares]) t.close(s);
+    expect(t.reserved()).toBe(0);
+  });
+
+  it('hands released budget to the shares queued, first come first, before the one that released', async () => {
+    const t = setup(12);
+    const holder = t.share('holder');
+    expect(t.want(holder, 6)).toBe(6);
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => t.share(name)) as [ReturnType<typeof t.share>, ReturnType<typeof t.share>, ReturnType<typeof t.share>];
+    for (const s of [a, b, c]) expect(t.want(s, 2)).toBe(2); // the budget is spent now
+    for (const s of [a, b, c]) expect(t.want(s, 3)).toBe(0); // queued, in this order
+    expect(t.budget.stats).toMatchObject({ waits: 3, waiting: 3, reservedBytes: 12 * CHUNK });
+    holder.release(1);
+    // The holder asks again at once: a is first in line, so the holder gets nothing (it holds more than its minimum).
+    expect(holder.affordable(1)).toBe(0);
+    await microtasks();
+    expect(t.woken).toEqual(['a']);
+    expect(a.wants).toBe(2); // took the chunk released, then queued again behind b and c
+    holder.release(2);
+    await microtasks();
+    expect(t.woken).toEqual(['a', 'b', 'c']);
+    expect([b.wants, c.wants]).toEqual([1, 3]); // b took both chunks; c's turn found none and it queued again
+    holder.release(3);
+    await microtasks();
+    expect(t.woken).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+    expect([a.wants, b.wants, c.wants]).toEqual([0, 0, 3]); // c's turn came when a and b had taken all
+    expect(t.reserved()).toBe(12);
+  });
+
+  it('passes on a turn its share did not use, and the turn of a share that ends before it runs', async () => {
+    const t = setup(4, 0);
+    const holder = t.share('holder');
+    t.want(holder, 4);
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => t.share(name)) as Array<ReturnType<typeof t.share>>;
+    for (const s of [a!, b!, c!, d!]) expect(t.want(s, 1)).toBe(0);
+    a!.wants = 0; // a no longer wants anything when its turn comes
+    t.close(b!); // b ends while queued: never woken
+    holder.release(1);
+    await microtasks();
+    expect(t.woken).toEqual(['a', 'c']); // a's unused turn went to c
+    expect(c!.wants).toBe(0);
+    holder.release(1); // d's turn is due ...
+    t.close(d!); // ... but d ends first: nobody left to pass it to
+    await microtasks();
+    expect(t.woken).toEqual(['a', 'c', 'd']);
+    expect(t.budget.stats).toMatchObject({ waiting: 0, reservedBytes: 3 * CHUNK });
+    // Nobody queued and no turn pending: anyone may take what is free.
+    expect(t.want(a!, 5)).toBe(1);
+  });
+
+  it('sizes its default to the machine: 1/32 of memory, between 64 MiB and 1 GiB', () => {
+    const bytes = defaultReadAheadBudgetBytes();
+    expect(bytes).toBeGreaterThanOrEqual(64 * MIB);
+    expect(bytes).toBeLessThanOrEqual(1024 * MIB);
+  });
+});
