@@ -3,7 +3,7 @@ import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore, versionOfBytes } from '@httpgw/file-server';
-import { ForbiddenPathError, NotFoundError } from '../packages/file-server/src/file-store.js';
+import { ForbiddenPathError, NotFoundError } from '../packages/file-server/src/store/errors.js';
 import { makeTempDir, writeFiles } from './support/cluster.js';
 
 let base: string;

@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, createLogger, keyFromSecret, type FrameKey, type LogLevel } from '@httpgw/protocol';
 import { createFileServer } from './file-server.js';
-import type { GatewayAddress } from './gateway-link.js';
+import type { GatewayAddress } from './link/gateway-link.js';
 
 const EXIT_USAGE = 2;
 

@@ -17,8 +17,9 @@ import {
   type MetaRequestPacket,
   type Packet,
 } from '@httpgw/protocol';
-import { DigestPendingError, FileStore, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './file-store.js';
-import { GatewayLink, type GatewayAddress } from './gateway-link.js';
+import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
+import { FileStore } from './store/file-store.js';
+import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
 
 export interface FileServerInit {
   gateways: GatewayAddress[];

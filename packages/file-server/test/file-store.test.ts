@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunkDigest } from '@httpgw/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DigestPendingError, FileStore, StaleVersionError } from '../src/file-store.js';
-import { versionOfBytes } from '../src/manifest.js';
+import { DigestPendingError, FileStore, StaleVersionError } from '../src/store/file-store.js';
+import { versionOfBytes } from '../src/store/manifests.js';
 
 const CHUNK = 4_096;
 let root: string;
@@ -27,7 +27,7 @@ describe('FileStore versions', () => {
     await writeFile(join(root, 'a.bin'), data);
     await writeFile(join(root, 'b.bin'), data);
     const other = Buffer.from(data);
-    other[CHUNK + 1] ^= 1;
+    other[CHUNK + 1]! ^= 1;
     await writeFile(join(root, 'c.bin'), other);
     const time = new Date('2026-01-01T00:00:00Z');
     await utimes(join(root, 'c.bin'), time, time);

@@ -1,27 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { MD5_BYTES, chunkDigest } from '@httpgw/protocol';
-
-/**
- * What a file is on this server at one moment: device, inode, size, and modification and change times
- * in nanoseconds. Any write changes mtime and ctime (ctime even when a restore sets mtime back), so a
- * changed key means the bytes may have changed; an equal key means they did not, down to the file
- * system's timestamp granularity (see docs/SECURITY.md).
- */
-export interface FileIdentity {
-  key: string;
-  size: number;
-  mtimeMs: number;
-}
-
-export function identityOf(stats: BigIntStats): FileIdentity {
-  return {
-    key: `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`,
-    size: Number(stats.size),
-    mtimeMs: Number(stats.mtimeNs / 1000n) / 1000,
-  };
-}
+import { LRUCache } from 'lru-cache';
+import { identityOf, type FileIdentity } from './identity.js';
+import type { OpenFile } from './open-files.js';
 
 /**
  * One file's content at one chunk size: the MD5 of every chunk, and the version built from them (as
@@ -85,4 +67,71 @@ export function versionOfBytes(data: Uint8Array, chunkSize: number): string {
   const digests = Buffer.alloc(chunks * MD5_BYTES);
   for (let i = 0; i < chunks; i++) chunkDigest(data.subarray(i * chunkSize, (i + 1) * chunkSize)).copy(digests, i * MD5_BYTES);
   return versionOf(data.length, chunkSize, digests);
+}
+
+export interface ManifestsInit {
+  /** Bytes of chunk MD5s kept (16 per chunk). */
+  maxBytes: number;
+  /** Where the chunk MD5s computed are counted. */
+  counters: { digestsComputed: number };
+  /** The error for a file that changed while it was hashed (the store forgets its handle and counts it). */
+  changed: (path: string, file: OpenFile, what: string) => Error;
+}
+
+/** Who asked first for a manifest being computed: its pass over the file uses their handle. */
+interface Asker {
+  path: string;
+  file: OpenFile;
+  chunkSize: number;
+}
+
+/**
+ * Manifests by `identity key|chunk size`, least recently used evicted beyond `maxBytes`: a file's
+ * version stays known while its handle is closed. A manifest being computed is a pending fetch of
+ * the cache, so concurrent asks share one pass over the file.
+ */
+export class Manifests {
+  private readonly cache: LRUCache<string, Manifest, Asker>;
+  private readonly init: ManifestsInit;
+
+  constructor(init: ManifestsInit) {
+    this.init = init;
+    this.cache = new LRUCache<string, Manifest, Asker>({
+      maxSize: init.maxBytes,
+      sizeCalculation: (manifest) => manifest.digests.length + 256,
+      fetchMethod: (_key, _stale, { context }) => this.compute(context),
+      // A pass evicted by others' manifests still answers those waiting for it (it is not cached).
+      ignoreFetchAbort: true,
+    });
+  }
+
+  /** The manifest of a file with `identity` at `chunkSize`, if known (no I/O: the read path's first try). */
+  known(identity: FileIdentity, chunkSize: number): Manifest | undefined {
+    return this.cache.get(manifestKey(identity, chunkSize));
+  }
+
+  /** The manifest of `file` at `chunkSize`: cached, being computed, or computed now (one pass shared by all who ask). */
+  of(path: string, file: OpenFile, chunkSize: number): Promise<Manifest> {
+    const key = manifestKey(file.identity, chunkSize);
+    const known = this.cache.get(key);
+    if (known) return Promise.resolve(known);
+    return this.cache.forceFetch(key, { context: { path, file, chunkSize } });
+  }
+
+  private async compute({ path, file, chunkSize }: Asker): Promise<Manifest> {
+    let manifest: Manifest;
+    try {
+      manifest = await computeManifest(file.handle, file.identity.size, chunkSize);
+    } catch (error) {
+      if (error instanceof FileShrankError) throw this.init.changed(path, file, 'shrank while its digest was computed');
+      throw error;
+    }
+    if (identityOf(await file.handle.stat({ bigint: true })).key !== file.identity.key) throw this.init.changed(path, file, 'changed while its digest was computed');
+    this.init.counters.digestsComputed += manifest.digests.length / MD5_BYTES;
+    return manifest;
+  }
+}
+
+function manifestKey(identity: FileIdentity, chunkSize: number): string {
+  return `${identity.key}|${chunkSize}`;
 }

@@ -1,0 +1,226 @@
+import { silentLogger, type Packet } from '@httpgw/protocol';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { GatewayLink, type GatewayLinkInit } from '../src/link/gateway-link.js';
+
+const COOKIE = new Uint8Array(16).fill(7);
+
+/** A link whose datagrams are recorded with the (fake) time they left, from its start. */
+function startLink(init: Partial<GatewayLinkInit> = {}) {
+  const sent: Array<{ at: number; packet: Packet }> = [];
+  const started = Date.now();
+  const link = new GatewayLink({
+    address: '127.0.0.1',
+    port: 9,
+    label: 'gw:9',
+    name: 'srv',
+    logger: silentLogger,
+    send: (packet) => sent.push({ at: Date.now() - started, packet }),
+    retryMs: 100,
+    maxRetryMs: 1_000,
+    ...init,
+  });
+  link.start();
+  const types = () => sent.map((entry) => entry.packet.type);
+  const times = (type: Packet['type']) => sent.filter((entry) => entry.packet.type === type).map((entry) => entry.at);
+  /** Clears what was sent so far. */
+  const drain = () => sent.splice(0).map((entry) => entry.packet);
+  return { link, sent, types, times, drain };
+}
+
+/** Runs hello → challenge → register → registered. */
+function register(link: GatewayLink, heartbeatMs = 500) {
+  link.handle({ type: 'challenge', cookie: COOKIE });
+  link.handle({ type: 'registered', heartbeatMs });
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('GatewayLink registration', () => {
+  it('sends hello at once, then retries it with a doubling delay capped at maxRetryMs', () => {
+    const { times } = startLink();
+    vi.advanceTimersByTime(5_000);
+    // Delays 100, 200, 400, 800, then 1000 (the cap) for good.
+    expect(times('hello')).toEqual([0, 100, 300, 700, 1_500, 2_500, 3_500, 4_500]);
+  });
+
+  it('defaults: first retry after 200 ms, capped at 2 s', () => {
+    const { times } = startLink({ retryMs: undefined, maxRetryMs: undefined });
+    vi.advanceTimersByTime(7_000);
+    expect(times('hello')).toEqual([0, 200, 600, 1_400, 3_000, 5_000, 7_000]);
+  });
+
+  it('answers a challenge with register carrying its cookie, retried from the first delay again', () => {
+    const { link, sent, drain } = startLink();
+    vi.advanceTimersByTime(700); // hellos at 0, 100, 300, 700: the backoff has grown
+    drain();
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    expect(sent.map((entry) => entry.packet)).toEqual([{ type: 'register', name: 'srv', cookie: COOKIE }]);
+    vi.advanceTimersByTime(100);
+    expect(sent.map((entry) => entry.packet.type)).toEqual(['register', 'register']);
+    expect(link.registered).toBe(false);
+  });
+
+  it('a register never answered starts over with hello once the backoff reaches its cap (the cookie may have expired)', () => {
+    const { link, sent, drain } = startLink();
+    drain();
+    // The challenge comes at once (time 0).
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    vi.advanceTimersByTime(2_500);
+    const seen = sent.map((entry) => [entry.packet.type, entry.at]);
+    expect(seen).toEqual([
+      ['register', 0],
+      ['register', 100],
+      ['register', 300],
+      ['register', 700],
+      ['hello', 1_500],
+      ['hello', 2_500],
+    ]);
+  });
+
+  it('ignores a challenge after hello and a registered before register', () => {
+    const { link, types, drain } = startLink();
+    link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(link.registered).toBe(false);
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    drain();
+    link.handle({ type: 'challenge', cookie: new Uint8Array(16) });
+    expect(types()).toEqual([]);
+  });
+
+  it('once registered: no more hellos, a heartbeat every heartbeatMs', () => {
+    const { link, times, drain } = startLink();
+    register(link, 500);
+    expect(link.registered).toBe(true);
+    drain();
+    for (let i = 0; i < 4; i++) {
+      vi.advanceTimersByTime(500);
+      link.handle({ type: 'heartbeat-ack', known: true });
+    }
+    // Registered at time 0.
+    expect(times('heartbeat')).toEqual([500, 1_000, 1_500, 2_000]);
+    expect(times('hello')).toEqual([]);
+    expect(times('register')).toEqual([]);
+  });
+
+  it('heartbeat-ack known:false starts over with hello at once, and requests are no longer served', () => {
+    const { link, types, drain } = startLink();
+    register(link);
+    expect(link.onRequest()).toBe(true);
+    drain();
+    link.handle({ type: 'heartbeat-ack', known: false });
+    expect(types()).toEqual(['hello']);
+    expect(link.registered).toBe(false);
+    expect(link.onRequest()).toBe(false);
+    // Registration runs again from the start: hello retries, no heartbeats.
+    vi.advanceTimersByTime(300);
+    expect(types()).toEqual(['hello', 'hello', 'hello']);
+    register(link);
+    expect(link.registered).toBe(true);
+    expect(link.onRequest()).toBe(true);
+  });
+
+  it('missed acks: registers again after missedAcksBeforeRetry unanswered heartbeats, still serving requests', () => {
+    const { link, types, drain } = startLink({ missedAcksBeforeRetry: 3 });
+    register(link, 500);
+    drain();
+    vi.advanceTimersByTime(1_500);
+    expect(types()).toEqual(['heartbeat', 'heartbeat', 'heartbeat']);
+    vi.advanceTimersByTime(500);
+    expect(types()).toEqual(['heartbeat', 'heartbeat', 'heartbeat', 'hello']);
+    expect(link.registered).toBe(false);
+    // The gateway most likely still knows us: its requests are served meanwhile.
+    expect(link.onRequest()).toBe(true);
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(link.registered).toBe(true);
+  });
+
+  it('requests from the gateway count as acks: no registration again while they keep coming', () => {
+    const { link, types, drain } = startLink({ missedAcksBeforeRetry: 2 });
+    register(link, 500);
+    drain();
+    for (let i = 0; i < 10; i++) {
+      vi.advanceTimersByTime(500);
+      expect(link.onRequest()).toBe(true);
+    }
+    expect(new Set(types())).toEqual(new Set(['heartbeat']));
+    expect(link.registered).toBe(true);
+  });
+
+  it('an ack resets the count of missed ones', () => {
+    const { link, types, drain } = startLink({ missedAcksBeforeRetry: 2 });
+    register(link, 500);
+    drain();
+    vi.advanceTimersByTime(1_000);
+    link.handle({ type: 'heartbeat-ack', known: true });
+    vi.advanceTimersByTime(1_000);
+    expect(types()).toEqual(['heartbeat', 'heartbeat', 'heartbeat', 'heartbeat']);
+    vi.advanceTimersByTime(500);
+    expect(types().at(-1)).toBe('hello');
+  });
+
+  it('close() when registered says leave, stops every timer, and refuses requests', () => {
+    const { link, types, drain } = startLink();
+    register(link);
+    drain();
+    link.close();
+    expect(types()).toEqual(['leave']);
+    vi.advanceTimersByTime(60_000);
+    expect(types()).toEqual(['leave']);
+    expect(link.onRequest()).toBe(false);
+    expect(link.registered).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('close() before registration sends nothing and stops the hello retries', () => {
+    const { link, types, drain } = startLink();
+    drain();
+    link.close();
+    vi.advanceTimersByTime(60_000);
+    expect(types()).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+    // Late answers change nothing once closed.
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(types()).toEqual([]);
+    expect(link.registered).toBe(false);
+  });
+
+  it('whenRegistered() resolves on registration, at once when registered, and again after starting over', async () => {
+    const { link } = startLink();
+    let resolved = false;
+    const waiting = link.whenRegistered().then(() => {
+      resolved = true;
+    });
+    vi.advanceTimersByTime(1_000);
+    await Promise.resolve();
+    expect(resolved).toBe(false);
+    register(link);
+    await waiting;
+    expect(resolved).toBe(true);
+    await expect(link.whenRegistered()).resolves.toBeUndefined();
+
+    link.handle({ type: 'heartbeat-ack', known: false });
+    let again = false;
+    const waitingAgain = link.whenRegistered().then(() => {
+      again = true;
+    });
+    await Promise.resolve();
+    expect(again).toBe(false);
+    register(link);
+    await waitingAgain;
+    expect(again).toBe(true);
+  });
+
+  it('requests before the first registration are not served', () => {
+    const { link } = startLink();
+    expect(link.onRequest()).toBe(false);
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    expect(link.onRequest()).toBe(false);
+  });
+});
