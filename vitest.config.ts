@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests run against the TypeScript sources, so no build is needed between an edit and a test run.
     alias: {
       '@httpgw/protocol': src('protocol'),
+      '@httpgw/runtime': src('runtime'),
       '@httpgw/gateway': src('gateway'),
       '@httpgw/file-server': src('file-server'),
     },

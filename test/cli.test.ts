@@ -85,7 +85,8 @@ describe('the real CLIs with curl and wget', () => {
       const req = request(`${base}/huge.bin`, (response) => {
         expect(response.statusCode).toBe(200);
         response.pause();
-        // Read 64 KiB every 5 ms (~12 MB/s) for 2 s: far slower than the gateway could fetch.
+        // Read 64 KiB every 5 ms (~12 MB/s) for 2 s: far slower than the gateway could fetch. The slow
+        // client for a fixed time is the scenario, not a wait for something to happen.
         const reader = setInterval(async () => {
           for (let part = response.read(64 * 1024); part !== null && received < 24 * 1024 * 1024; part = null) received += part.length;
           peakRss = Math.max(peakRss, (await memoryOf(pid)).rss);

@@ -1,33 +1,20 @@
 // A file server answering a chunk-request for a run of chunks (`count`), seen from a raw gateway.
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chunkDigest, decode, encode, type Packet } from '@httpgw/protocol';
 import { versionOfBytes } from '@httpgw/file-server';
-import { makeTempDir } from './support/cluster.js';
+import { useRoot } from './support/fixtures.js';
 import { peer, serverFor } from './security-support.js';
 
 const CHUNK = 1_000;
 const data = randomBytes(5 * CHUNK + 10); // six chunks, the last one short
-let root = '';
-let version = '';
-
-let removeRoot = async () => {};
-
-beforeAll(async () => {
-  const dir = await makeTempDir();
-  root = dir.path;
-  removeRoot = dir.remove;
-  await writeFile(join(root, 'f.bin'), data);
-  version = versionOfBytes(data, CHUNK);
-});
-afterAll(() => removeRoot());
+const version = versionOfBytes(data, CHUNK);
+const root = useRoot({ 'f.bin': data });
 
 /** A raw gateway with one real file server registered with it. */
 async function registeredServer() {
   const gateway = await peer();
-  const server = await serverFor(root, gateway.port);
+  const server = await serverFor(root.path, gateway.port);
   const hello = decode((await gateway.waitFor()).data);
   expect(hello.type).toBe('hello');
   const cookie = randomBytes(16);

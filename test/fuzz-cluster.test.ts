@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { get } from 'node:http';
+import { get, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createFileServer, type FileServer } from '@httpgw/file-server';
 import { createGateway, type Gateway } from '@httpgw/gateway';
 import { createFrameCodec, encode, keyFromSecret, type FrameKey } from '@httpgw/protocol';
+import { type Logger } from '@httpgw/runtime';
 import { FRAME_HEADER, anyPacket, hostileMap, mutate, mutations, rawFrame } from '../packages/protocol/test/arbitraries.js';
-import { makeTempDir, sha256, writeFiles } from './support/cluster.js';
-import { LOOPBACK, rawPeer, udpTap, until, type RawPeer, type UdpTap } from './security-support.js';
+import { sha256 } from './support/cluster.js';
+import { useRoot } from './support/fixtures.js';
+import { LOOPBACK, logSink, rawPeer, udpTap, type RawPeer, type UdpTap } from './security-support.js';
+import { until } from './support/wait.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -69,11 +72,11 @@ interface Rig {
 }
 
 /** A gateway, one file server registered directly and one through a tap that records their traffic. */
-async function startRig(root: string, files: Map<string, Buffer>, key?: FrameKey): Promise<Rig> {
+async function startRig(root: string, files: Map<string, Buffer>, key?: FrameKey, loggers: { direct?: Logger; tapped?: Logger } = {}): Promise<Rig> {
   const gateway = await createGateway({ address: LOOPBACK, httpPort: 0, udpPort: 0, chunkSize: 8 * 1024, key });
-  const direct = await createFileServer({ gateways: [{ host: LOOPBACK, port: gateway.udpAddress.port }], root, bindAddress: LOOPBACK, name: 'direct', key });
+  const direct = await createFileServer({ gateways: [{ host: LOOPBACK, port: gateway.udpAddress.port }], root, bindAddress: LOOPBACK, name: 'direct', key, logger: loggers.direct });
   const tap = await udpTap(gateway.udpAddress.port);
-  const tapped = await createFileServer({ gateways: [{ host: LOOPBACK, port: tap.front.port }], root, bindAddress: LOOPBACK, name: 'tapped', key });
+  const tapped = await createFileServer({ gateways: [{ host: LOOPBACK, port: tap.front.port }], root, bindAddress: LOOPBACK, name: 'tapped', key, logger: loggers.tapped });
   await gateway.waitForServers(2);
   return {
     gateway,
@@ -108,21 +111,11 @@ function capturedOf(tap: UdpTap): { toGateway: Buffer[]; toServer: Buffer[] } {
   };
 }
 
-let root: string;
-let files: Map<string, Buffer>;
-let removeRoot: () => Promise<void>;
-
-beforeAll(async () => {
-  const dir = await makeTempDir();
-  root = dir.path;
-  removeRoot = dir.remove;
-  files = await writeFiles(root, { 'small.txt': 'small\n', 'a.bin': 300_000, 'dir/b.bin': 1_500_000 });
-});
-afterAll(async () => removeRoot?.());
+const root = useRoot({ 'small.txt': 'small\n', 'a.bin': 300_000, 'dir/b.bin': 1_500_000 });
 
 describe('a running gateway and file servers under a spray of hostile datagrams', () => {
   it('stay up, keep memory bounded and serve every file intact (no secret)', async () => {
-    const rig = await startRig(root, files);
+    const rig = await startRig(root.path, root.files);
     onTestFinished(() => rig.stop());
     await downloadAll(rig);
     await fetch(rig.url('')).then((response) => response.arrayBuffer()); // a listing: list requests on the wire
@@ -140,7 +133,7 @@ describe('a running gateway and file servers under a spray of hostile datagrams'
     await spray(stranger, gateway.udpAddress.port, toGateway, gatewayIn);
     await spray(stranger, direct.address.port, toGateway.slice(0, 1_000), () => direct.stats.fromStrangers);
     await spray(stranger, tapped.address.port, toGateway.slice(1_000, 2_000), () => tapped.stats.fromStrangers);
-    expect(await download).toBe(sha256(files.get('dir/b.bin')!));
+    expect(await download).toBe(sha256(root.files.get('dir/b.bin')!));
     expect(stranger.received.filter((datagram) => datagram.port !== gateway.udpAddress.port)).toEqual([]);
 
     // 2. A registered server, and the tapped server's own address, spray the gateway from inside the pool.
@@ -172,7 +165,7 @@ describe('a running gateway and file servers under a spray of hostile datagrams'
 
   it('refuse every unsigned or altered datagram when a secret is set, and still serve every file intact', async () => {
     const key = keyFromSecret(randomBytes(32));
-    const rig = await startRig(root, files, key);
+    const rig = await startRig(root.path, root.files, key);
     onTestFinished(() => rig.stop());
     await downloadAll(rig);
     const captured = capturedOf(rig.tap);
@@ -198,18 +191,37 @@ describe('a running gateway and file servers under a spray of hostile datagrams'
   });
 
   it('a file server stopped in the middle of a transfer goes quietly', async () => {
-    const big = await open(join(root, 'big.bin'), 'w');
+    const big = await open(join(root.path, 'big.bin'), 'w');
     await big.truncate(64 * 1024 * 1024);
     await big.close();
-    const rig = await startRig(root, files);
+    const logs = { direct: logSink('direct'), tapped: logSink('tapped') };
+    const rig = await startRig(root.path, root.files, undefined, { direct: logs.direct.logger, tapped: logs.tapped.logger });
     onTestFinished(() => rig.stop());
-    const request = get({ host: LOOPBACK, port: rig.gateway.httpAddress.port, path: '/big.bin', agent: false }, (response) => response.resume());
-    request.on('error', () => {});
-    onTestFinished(() => void request.destroy());
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = get({ host: LOOPBACK, port: rig.gateway.httpAddress.port, path: '/big.bin', agent: false }, resolve);
+      request.on('error', reject);
+      onTestFinished(() => void request.destroy());
+    });
+    response.resume();
+    const closed = new Promise<void>((resolve) => response.once('close', resolve));
     await until(() => rig.direct.stats.chunksSent + rig.tapped.stats.chunksSent > 100, 5_000, 'the transfer to run');
     // Reads are in flight on both servers: their answers must not throw into a closed socket.
+    const marks = { direct: logs.direct.lines.length, tapped: logs.tapped.lines.length };
     await rig.direct.stop();
     await rig.tapped.stop();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Both said goodbye, so the gateway has nowhere left to fetch from: it cuts the response.
+    await closed;
+    expect(response.statusCode).toBe(200);
+    expect(response.complete).toBe(false);
+    await until(() => rig.gateway.stats().transfers.active === 0, 5_000, 'the transfer to end');
+    expect(rig.gateway.stats().transfers).toMatchObject({ failed: 1, completed: 0 });
+    expect(rig.gateway.stats().pool.left).toBe(2);
+    expect(rig.gateway.pool.size).toBe(0);
+    // Quietly: each server's last words are that it stopped; nothing after its stop began is a warning or an error.
+    for (const [name, log] of Object.entries(logs)) {
+      const since = log.lines.slice(marks[name as keyof typeof marks]);
+      expect(since.some((line) => line.includes('stopped')), name).toBe(true);
+      expect(since.filter((line) => /\b(WARN|ERROR)\b/.test(line)), name).toEqual([]);
+    }
   });
 });

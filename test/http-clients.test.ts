@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createLogger } from '@httpgw/protocol';
+import { createLogger } from '@httpgw/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
 

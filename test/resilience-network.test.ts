@@ -1,6 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { sha256, type Cluster } from './support/cluster.js';
 import { download } from './support/faulty-harness.js';
+import { clusterForTest, useRoot } from './support/fixtures.js';
 import type { ImpairmentInit } from './support/udp-relay.js';
 
 // Multi-MB downloads through the fault-injecting relay (between the three file servers and the
@@ -13,25 +14,10 @@ const FILE = 'big.bin';
 const SIZE = 4 * 1024 * 1024 + 17;
 const LIMIT_MS = 8_000;
 
-let root: { path: string; remove: () => Promise<void> };
-let expected: string;
-let cluster: Cluster | undefined;
-
-beforeAll(async () => {
-  root = await makeTempDir();
-  const files = await writeFiles(root.path, { [FILE]: SIZE });
-  expected = sha256(files.get(FILE)!);
-});
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-});
-afterAll(async () => {
-  await root?.remove();
-});
+const root = useRoot({ [FILE]: SIZE });
 
 async function impairedCluster(impairment: ImpairmentInit, seed = 7): Promise<Cluster> {
-  cluster = await startCluster({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20 }, relay: { seed } });
+  const cluster = await clusterForTest({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20 }, relay: { seed } });
   cluster.relay!.setImpairment('toTarget', impairment);
   cluster.relay!.setImpairment('fromTarget', impairment);
   return cluster;
@@ -42,7 +28,7 @@ async function downloadIntact(c: Cluster, onProgress?: (bytes: number) => void) 
   expect(result.status).toBe(200);
   expect(result.error).toBeUndefined();
   expect(result.body.length).toBe(SIZE);
-  expect(sha256(result.body)).toBe(expected);
+  expect(sha256(result.body)).toBe(sha256(root.files.get(FILE)!));
   expect(result.ms).toBeLessThan(LIMIT_MS);
   return result;
 }

@@ -1,9 +1,11 @@
 import { createFileServer, type FileServer } from '@httpgw/file-server';
 import { createGateway, type Gateway } from '@httpgw/gateway';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
-import { captureLogger, curl, download, until } from './support/faulty-harness.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { sha256, type Cluster } from './support/cluster.js';
+import { captureLogger, curl, download } from './support/faulty-harness.js';
 import { createFaultyProxy } from './support/faulty-proxy.js';
+import { clusterForTest as cluster, useRoot } from './support/fixtures.js';
+import { until } from './support/wait.js';
 
 // Restarts of either side, and the loud failure when a download truly cannot finish: the client
 // sees the connection cut short (fetch body error, curl exit 18), never a short file that looks
@@ -14,26 +16,8 @@ const FILE = 'big.bin';
 const SIZE = 8 * 1024 * 1024 + 17;
 const GATEWAY = { chunkSize: CHUNK, readAheadBytes: 1 << 20 };
 
-let root: { path: string; remove: () => Promise<void> };
-let original: Buffer;
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  root = await makeTempDir();
-  original = (await writeFiles(root.path, { [FILE]: SIZE })).get(FILE)!;
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  await root?.remove();
-});
-
-async function cluster(init: Parameters<typeof startCluster>[0]): Promise<Cluster> {
-  const started = await startCluster(init);
-  cleanups.push(() => started.stop());
-  return started;
-}
+const root = useRoot({ [FILE]: SIZE });
+const original = (): Buffer => root.files.get(FILE)!;
 
 const url = (gateway: Gateway) => `http://127.0.0.1:${gateway.httpAddress.port}/${FILE}`;
 
@@ -41,7 +25,7 @@ async function expectIntact(link: string): Promise<void> {
   const result = await download(link);
   expect(result.status).toBe(200);
   expect(result.error).toBeUndefined();
-  expect(sha256(result.body)).toBe(sha256(original));
+  expect(sha256(result.body)).toBe(sha256(original()));
 }
 
 describe('restarts', () => {
@@ -50,7 +34,7 @@ describe('restarts', () => {
     const gateway = await createGateway({ address: '127.0.0.1', httpPort: 0, udpPort, ...GATEWAY });
     let stopping: Promise<void> | undefined;
     const stop = () => (stopping ??= gateway.stop());
-    cleanups.push(stop);
+    onTestFinished(stop);
     return { ...gateway, stop };
   }
 
@@ -58,7 +42,7 @@ describe('restarts', () => {
     const servers = await Promise.all(
       [0, 1, 2].map(() => createFileServer({ gateways: [{ host: '127.0.0.1', port }], root: root.path, bindAddress: '127.0.0.1', logger })),
     );
-    cleanups.push(async () => {
+    onTestFinished(async () => {
       await Promise.all(servers.map((server) => server.stop()));
     });
     await Promise.all(servers.map((server) => server.whenRegistered()));
@@ -75,6 +59,7 @@ describe('restarts', () => {
     await fileServers(port, logger);
     await first.waitForServers(3);
     await first.stop();
+    // Not a wait for an event: the gateway staying down this long is the scenario.
     if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
 
     const second = await gatewayOn(port);
@@ -117,7 +102,7 @@ describe('loud failure', () => {
     expect(result.status).toBe(200);
     expect(result.error).toBeDefined();
     expect(result.body.length).toBeLessThan(SIZE);
-    expect(result.body.equals(original.subarray(0, result.body.length))).toBe(true);
+    expect(result.body.equals(original().subarray(0, result.body.length))).toBe(true);
     expect(result.ms).toBeLessThan(3_000);
     expect(lines.some((line) => line.includes('transfer failed') && line.includes('code=GW_ERR_SOURCES_GONE'))).toBe(true);
     expect(c.gateway.stats().transfers.failed).toBe(1);
@@ -137,7 +122,7 @@ describe('loud failure', () => {
     const c = await cluster({ root: root.path, servers: 0, gateway: { ...GATEWAY, stallTimeoutMs: 1_500, logger } });
     let hung = false;
     const proxy = await createFaultyProxy({ target: c.gateway.udpAddress, tamper: () => (hung ? 'drop' : undefined) });
-    cleanups.push(() => proxy.close());
+    onTestFinished(() => proxy.close());
     await c.addServer({ gateways: [{ host: '127.0.0.1', port: proxy.address.port }] });
     await c.gateway.waitForServers(1);
     const result = await strikeMidTransfer(c, () => curl(c.url(FILE)), async () => {

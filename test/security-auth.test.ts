@@ -1,27 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createFrameCodec, decodeFrame, keyFromSecret, type Packet } from '@httpgw/protocol';
-import { makeTempDir, sha256, startCluster, writeFiles } from './support/cluster.js';
+import { sha256 } from './support/cluster.js';
+import { clusterForTest, useRoot } from './support/fixtures.js';
 import { startProcess } from './support/processes.js';
-import { LOOPBACK, gatewayFor, logSink, peer, serverFor, udpTap, until, type RawPeer } from './security-support.js';
+import { LOOPBACK, gatewayFor, logSink, peer, serverFor, udpTap, type RawPeer } from './security-support.js';
+import { until } from './support/wait.js';
 
 const key = keyFromSecret(randomBytes(32));
 const otherKey = keyFromSecret(randomBytes(32));
 const keys = new Map([[key.id, key]]);
 
-let root: string;
-let files: Map<string, Buffer>;
-let removeRoot: () => Promise<void>;
-
-beforeAll(async () => {
-  const dir = await makeTempDir();
-  root = dir.path;
-  removeRoot = dir.remove;
-  files = await writeFiles(root, { 'a.bin': 300_000, 'b.txt': 'authenticated\n' });
-});
-afterAll(async () => removeRoot?.());
+const root = useRoot({ 'a.bin': 300_000, 'b.txt': 'authenticated\n' });
 
 
 function typeOf(datagram: Buffer): Packet['type'] {
@@ -44,9 +36,8 @@ describe('with a shared secret', () => {
   it('a cluster works end to end, and neither side warns about a missing secret', async () => {
     const gatewayLog = logSink('httpgw');
     const serverLog = logSink('fastfilesrv');
-    const cluster = await startCluster({ root, servers: 2, gateway: { key, logger: gatewayLog.logger }, fileServer: { key, logger: serverLog.logger } });
-    onTestFinished(() => cluster.stop());
-    for (const [name, data] of files) {
+    const cluster = await clusterForTest({ root: root.path, servers: 2, gateway: { key, logger: gatewayLog.logger }, fileServer: { key, logger: serverLog.logger } });
+    for (const [name, data] of root.files) {
       const response = await fetch(cluster.url(name));
       expect(response.status).toBe(200);
       expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(data));
@@ -59,8 +50,7 @@ describe('with a shared secret', () => {
   it('without a secret, both sides say so at startup', async () => {
     const gatewayLog = logSink('httpgw');
     const serverLog = logSink('fastfilesrv');
-    const cluster = await startCluster({ root, servers: 1, gateway: { logger: gatewayLog.logger }, fileServer: { logger: serverLog.logger } });
-    onTestFinished(() => cluster.stop());
+    const cluster = await clusterForTest({ root: root.path, servers: 1, gateway: { logger: gatewayLog.logger }, fileServer: { logger: serverLog.logger } });
     expect(gatewayLog.lines.join('')).toMatch(/WARN .*no secret configured: anyone who can reach the UDP port can register a file server/);
     expect(serverLog.lines.join('')).toMatch(/WARN .*no secret configured/);
   });
@@ -68,8 +58,8 @@ describe('with a shared secret', () => {
   it('a server with a wrong secret or none is never admitted, and never answered', async () => {
     const log = logSink('httpgw');
     const gateway = await gatewayFor({ key, logger: log.logger });
-    await serverFor(root, gateway.udpAddress.port, { key: otherKey });
-    await serverFor(root, gateway.udpAddress.port);
+    await serverFor(root.path, gateway.udpAddress.port, { key: otherKey });
+    await serverFor(root.path, gateway.udpAddress.port);
     // Each server retries its hello (200 ms, then 400 ms…): wait for a few refusals from both.
     await until(() => gateway.stats().udp.refused >= 6, 5_000, 'refusals');
     expect(gateway.pool.size).toBe(0);
@@ -80,7 +70,7 @@ describe('with a shared secret', () => {
 
   it('a gateway without a secret never admits a server that signs', async () => {
     const gateway = await gatewayFor();
-    const server = await serverFor(root, gateway.udpAddress.port, { key });
+    const server = await serverFor(root.path, gateway.udpAddress.port, { key });
     await until(() => gateway.stats().udp.refused >= 3, 5_000, 'refusals');
     expect(gateway.pool.size).toBe(0);
     expect(gateway.stats().udp.datagramsOut).toBe(0);
@@ -103,7 +93,7 @@ describe('replayed datagrams', () => {
     const gateway = await gatewayFor({ key });
     const tap = await udpTap(gateway.udpAddress.port);
     onTestFinished(() => tap.close());
-    const server = await serverFor(root, tap.front.port, { key });
+    const server = await serverFor(root.path, tap.front.port, { key });
     await server.whenRegistered();
     // Capture a full registration and one heartbeat with its ack, then cut the wire.
     await until(() => tap.records.some((record) => record.direction === 'fromTarget' && typeOf(record.data) === 'heartbeat-ack'), 5_000, 'a heartbeat ack');
@@ -126,11 +116,11 @@ describe('replayed datagrams', () => {
     const gateway = await gatewayFor({ key });
     const tap = await udpTap(gateway.udpAddress.port);
     onTestFinished(() => tap.close());
-    const server = await serverFor(root, tap.front.port, { key });
+    const server = await serverFor(root.path, tap.front.port, { key });
     await server.whenRegistered();
     await gateway.waitForServers(1);
     const response = await fetch(`http://${LOOPBACK}:${gateway.httpAddress.port}/a.bin`);
-    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(files.get('a.bin')!));
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(root.files.get('a.bin')!));
     tap.setForwarding(false);
     const captured = tap.records.filter((record) => record.direction === 'fromTarget').map((record) => record.data);
     expect(captured.map(typeOf)).toContain('chunk-request');
@@ -149,26 +139,27 @@ describe('replayed datagrams', () => {
 
 describe('the command lines with --secret-file and HTTPGW_SECRET_FILE', () => {
   it('run an authenticated cluster, and warn when started without a secret', async () => {
-    const secretFile = join(root, '..', `httpgw-secret-${process.pid}-${Date.now()}`);
+    const secretFile = join(root.path, '..', `httpgw-secret-${process.pid}-${Date.now()}`);
     await writeFile(secretFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    onTestFinished(() => rm(secretFile, { force: true }));
     const gateway = startProcess('httpgw', [LOOPBACK, '0', '--udp-port', '0', '--secret-file', secretFile]);
     onTestFinished(async () => void (await gateway.stop()));
     const [, http, udpPort] = await gateway.waitForLine(/listening http=(\S+) udp=\S+:(\d+) .*auth=hmac-sha256/);
     const saved = process.env.HTTPGW_SECRET_FILE;
     process.env.HTTPGW_SECRET_FILE = secretFile;
-    const server = startProcess('fastfilesrv', [LOOPBACK, udpPort!, '--root', root, '--bind', LOOPBACK]);
+    const server = startProcess('fastfilesrv', [LOOPBACK, udpPort!, '--root', root.path, '--bind', LOOPBACK]);
     if (saved === undefined) delete process.env.HTTPGW_SECRET_FILE;
     else process.env.HTTPGW_SECRET_FILE = saved;
     onTestFinished(async () => void (await server.stop()));
     await server.waitForLine(/registered with gateway/);
     const response = await fetch(`http://${http}/a.bin`);
-    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(files.get('a.bin')!));
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(root.files.get('a.bin')!));
     expect(gateway.log() + server.log()).not.toMatch(/no secret configured/);
 
     const open = startProcess('httpgw', [LOOPBACK, '0', '--udp-port', '0']);
     onTestFinished(async () => void (await open.stop()));
     await open.waitForLine(/WARN .*no secret configured/);
-    const keyless = startProcess('fastfilesrv', [LOOPBACK, udpPort!, '--root', root, '--bind', LOOPBACK]);
+    const keyless = startProcess('fastfilesrv', [LOOPBACK, udpPort!, '--root', root.path, '--bind', LOOPBACK]);
     onTestFinished(async () => void (await keyless.stop()));
     await keyless.waitForLine(/WARN .*no secret configured/);
   });

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { GatewayInit } from '@httpgw/gateway';
 import { makeTempDir, rawRequest, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
+import { clusterForTest } from './support/fixtures.js';
 import { BINS, run } from './support/processes.js';
-import { LOOPBACK, logSink, until, type LogSink } from './security-support.js';
+import { LOOPBACK, logSink, type LogSink } from './security-support.js';
+import { until } from './support/wait.js';
 
 /** Something that must never appear in any response: it lives next to the root, not under it. */
 const SENTINEL = `TOP-SECRET-${randomBytes(8).toString('hex')}`;
@@ -45,10 +47,8 @@ beforeAll(async () => {
 });
 afterAll(async () => removeBase?.());
 
-async function cluster(gateway: GatewayInit = {}): Promise<Cluster> {
-  const started = await startCluster({ root, servers: 1, gateway: { chunkSize: 60 * 1024, ...gateway } });
-  onTestFinished(() => started.stop());
-  return started;
+function cluster(gateway: GatewayInit = {}): Promise<Cluster> {
+  return clusterForTest({ root, servers: 1, gateway: { chunkSize: 60 * 1024, ...gateway } });
 }
 
 describe('paths at the HTTP layer', () => {

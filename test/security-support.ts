@@ -7,7 +7,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { onTestFinished } from 'vitest';
 import { createFileServer, type FileServer, type FileServerInit } from '@httpgw/file-server';
 import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
-import { createFrameCodec, createLogger, type FrameCodec, type Logger } from '@httpgw/protocol';
+import { createFrameCodec, type FrameCodec } from '@httpgw/protocol';
+import { createLogger, type Logger } from '@httpgw/runtime';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -162,15 +163,6 @@ export function logSink(name: string): LogSink {
         check();
       }),
   };
-}
-
-/** Polls a condition driven by socket events; fails instead of hanging. */
-export async function until(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
 }
 
 /** A gateway on 127.0.0.1 (ports chosen by the kernel), stopped when the test ends. */

@@ -1,44 +1,31 @@
 // Downloads at the default chunk size (61,440 B): MD5s checked on the gateway's worker thread, and
 // every download of a file asking each file server for the same chunks (their digests cached).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { sha256 } from './support/cluster.js';
+import { useCluster } from './support/fixtures.js';
 
 describe('large chunks through three file servers', () => {
-  let cluster: Cluster;
-  let files: Map<string, Buffer>;
-  let removeRoot: () => Promise<void>;
-
-  beforeAll(async () => {
-    const root = await makeTempDir();
-    removeRoot = root.remove;
-    files = await writeFiles(root.path, { 'big.bin': 16 * 1024 * 1024 + 5 });
-    // No hedging: its second copies go to other servers by design, and would blur what is measured.
-    cluster = await startCluster({ root: root.path, gateway: { hedging: false } });
-  });
-
-  afterAll(async () => {
-    await cluster?.stop();
-    await removeRoot?.();
-  });
+  // No hedging: its second copies go to other servers by design, and would blur what is measured.
+  const fixture = useCluster({ 'big.bin': 16 * 1024 * 1024 + 5 }, { gateway: { hedging: false } });
 
   const download = async () => {
-    const response = await fetch(cluster.url('big.bin'));
+    const response = await fetch(fixture.cluster.url('big.bin'));
     expect(response.status).toBe(200);
-    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(files.get('big.bin')!));
+    expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(sha256(fixture.files.get('big.bin')!));
   };
-  const digestsComputed = () => cluster.servers.map((server) => server.stats.digestsComputed);
+  const digestsComputed = () => fixture.cluster.servers.map((server) => server.stats.digestsComputed);
 
   it('checks most MD5s on the worker thread, and every byte arrives', async () => {
-    const before = cluster.gateway.stats().md5;
+    const before = fixture.cluster.gateway.stats().md5;
     await download();
-    const after = cluster.gateway.stats().md5;
-    const chunks = Math.ceil(files.get('big.bin')!.length / 61_440);
+    const after = fixture.cluster.gateway.stats().md5;
+    const chunks = Math.ceil(fixture.files.get('big.bin')!.length / 61_440);
     expect(after.hashedHere - before.hashedHere + after.hashedInWorker - before.hashedInWorker).toBeGreaterThanOrEqual(chunks);
     expect(after.hashedInWorker - before.hashedInWorker).toBeGreaterThan(chunks / 2);
   });
 
   it('asks each server for the chunks it served before: a second download costs the servers almost no hashing', async () => {
-    const chunks = Math.ceil(files.get('big.bin')!.length / 61_440);
+    const chunks = Math.ceil(fixture.files.get('big.bin')!.length / 61_440);
     await download();
     const first = digestsComputed();
     await download();

@@ -1,17 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, rawRequest, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { rawRequest, sha256 } from './support/cluster.js';
+import { clusterForTest, useCluster, useRoot } from './support/fixtures.js';
 
 const CHUNK = 4096;
 
 describe('downloads through a gateway and three file servers', () => {
-  let cluster: Cluster;
-  let files: Map<string, Buffer>;
-  let removeRoot: () => Promise<void>;
-
-  beforeAll(async () => {
-    const root = await makeTempDir();
-    removeRoot = root.remove;
-    files = await writeFiles(root.path, {
+  const fixture = useCluster(
+    {
       'empty.bin': 0,
       'one.bin': 1,
       'chunk-minus-one.bin': CHUNK - 1,
@@ -23,49 +18,44 @@ describe('downloads through a gateway and three file servers', () => {
       'ünïcødé 文件 #1.txt': 'unicode name\n',
       'with space & percent%.txt': 'odd characters\n',
       '.secret': 'hidden\n',
-    });
-    cluster = await startCluster({ root: root.path, gateway: { chunkSize: CHUNK } });
-  });
-
-  afterAll(async () => {
-    await cluster?.stop();
-    await removeRoot?.();
-  });
+    },
+    { gateway: { chunkSize: CHUNK } },
+  );
 
   it.each(['empty.bin', 'one.bin', 'chunk-minus-one.bin', 'chunk-exact.bin', 'chunk-plus-one.bin', 'three-chunks.bin', 'several-mb.bin'])(
     'serves %s byte for byte with Content-Length',
     async (name) => {
-      const response = await fetch(cluster.url(name));
+      const response = await fetch(fixture.cluster.url(name));
       expect(response.status).toBe(200);
-      expect(response.headers.get('content-length')).toBe(String(files.get(name)!.length));
+      expect(response.headers.get('content-length')).toBe(String(fixture.files.get(name)!.length));
       const body = Buffer.from(await response.arrayBuffer());
-      expect(sha256(body)).toBe(sha256(files.get(name)!));
+      expect(sha256(body)).toBe(sha256(fixture.files.get(name)!));
     },
   );
 
   it('serves nested paths and names with Unicode, spaces, # and %', async () => {
     for (const name of ['nested/deeper/file.txt', 'ünïcødé 文件 #1.txt', 'with space & percent%.txt']) {
-      const response = await fetch(cluster.url(name));
+      const response = await fetch(fixture.cluster.url(name));
       expect(response.status, name).toBe(200);
-      expect(await response.text()).toBe(files.get(name)!.toString());
+      expect(await response.text()).toBe(fixture.files.get(name)!.toString());
     }
   });
 
   it('spreads the chunks of a large file over every server', async () => {
-    const before = cluster.gateway.stats().servers.map((server) => server.answers);
-    await (await fetch(cluster.url('several-mb.bin'))).arrayBuffer();
-    const after = cluster.gateway.stats().servers.map((server) => server.answers);
+    const before = fixture.cluster.gateway.stats().servers.map((server) => server.answers);
+    await (await fetch(fixture.cluster.url('several-mb.bin'))).arrayBuffer();
+    const after = fixture.cluster.gateway.stats().servers.map((server) => server.answers);
     expect(after.every((answers, i) => answers - before[i]! > 50)).toBe(true);
   });
 
   it('answers 404 for a missing file and for hidden files', async () => {
-    expect((await fetch(cluster.url('missing.bin'))).status).toBe(404);
-    expect((await fetch(cluster.url('.secret'))).status).toBe(404);
+    expect((await fetch(fixture.cluster.url('missing.bin'))).status).toBe(404);
+    expect((await fetch(fixture.cluster.url('.secret'))).status).toBe(404);
   });
 
   it('refuses traversal and malformed paths with 400', async () => {
     for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/a/%2E%2E/%2e%2e/etc/passwd', '/%E0%A4%A', '/a%00b', '/a%5cb', '/..%2f..%2fetc/passwd']) {
-      const response = await rawRequest(cluster.gateway.httpAddress.port, path);
+      const response = await rawRequest(fixture.cluster.gateway.httpAddress.port, path);
       expect(response.status, path).toBe(400);
       expect(response.body).not.toMatch(/\bat .*\.ts/);
     }
@@ -73,27 +63,23 @@ describe('downloads through a gateway and three file servers', () => {
 
   it('runs ten concurrent downloads from one client, each intact', async () => {
     const name = 'several-mb.bin';
-    const bodies = await Promise.all(Array.from({ length: 10 }, async () => Buffer.from(await (await fetch(cluster.url(name))).arrayBuffer())));
-    for (const body of bodies) expect(sha256(body)).toBe(sha256(files.get(name)!));
+    const bodies = await Promise.all(Array.from({ length: 10 }, async () => Buffer.from(await (await fetch(fixture.cluster.url(name))).arrayBuffer())));
+    for (const body of bodies) expect(sha256(body)).toBe(sha256(fixture.files.get(name)!));
   });
 
   it('answers 405 with Allow for other methods', async () => {
-    const response = await fetch(cluster.url('one.bin'), { method: 'POST' });
+    const response = await fetch(fixture.cluster.url('one.bin'), { method: 'POST' });
     expect(response.status).toBe(405);
     expect(response.headers.get('allow')).toContain('GET');
   });
 });
 
 describe('a gateway without servers', () => {
+  const root = useRoot();
+
   it('answers 503', async () => {
-    const root = await makeTempDir();
-    const cluster = await startCluster({ root: root.path, servers: 0 });
-    try {
-      const response = await fetch(cluster.url('anything.bin'));
-      expect(response.status).toBe(503);
-    } finally {
-      await cluster.stop();
-      await root.remove();
-    }
+    const cluster = await clusterForTest({ root: root.path, servers: 0 });
+    const response = await fetch(cluster.url('anything.bin'));
+    expect(response.status).toBe(503);
   });
 });

@@ -2,6 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSeededRandom } from './support/seeded-random.js';
 import { createUdpRelay, type UdpRelay, type UdpRelayInit } from './support/udp-relay.js';
+import { until } from './support/wait.js';
 
 interface Received { data: Buffer; from: RemoteInfo }
 interface Peer { socket: Socket; port: number; received: Received[] }
@@ -30,15 +31,6 @@ async function relayTo(target: Peer, init: Omit<UdpRelayInit, 'target'> = {}): P
   return relay;
 }
 
-/** Wait for a condition driven by socket events (polls briefly; fails instead of hanging). */
-async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for condition');
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const seq = (i: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -209,7 +201,8 @@ describe('udp relay', () => {
     await until(() => relay.stats.toTarget.blackholed === 5 && relay.stats.fromTarget.blackholed === 1);
     expect(target.received.length).toBe(1);
 
-    await sleep(70); // the blackout is time-based
+    // Not a wait for an event: the blackout is a span of time, and its end is the scenario under test.
+    await new Promise((resolve) => setTimeout(resolve, 70));
     sendSeq(client, relay, 2);
     await until(() => client.received.length === 3);
     expect(relay.stats.toTarget.blackholed).toBe(5);

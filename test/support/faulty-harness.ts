@@ -1,6 +1,6 @@
 /** Helpers for fault tests: a download that reports progress and failure, curl, and a log to read. */
 import { execFile } from 'node:child_process';
-import { createLogger, type Logger } from '@httpgw/protocol';
+import { createLogger, type Logger } from '@httpgw/runtime';
 
 export interface Download {
   status: number;
@@ -52,11 +52,5 @@ export function captureLogger(name = 'httpgw'): { logger: Logger; lines: string[
   return { logger: createLogger({ name, level: 'info', write: (line) => lines.push(line) }), lines };
 }
 
-/** Resolves once `condition` holds; polls every few ms and fails instead of hanging. */
-export async function until(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+/** The shared wait (test/support/wait.ts), kept here for the tests that import it from this module. */
+export { until } from './wait.js';

@@ -25,10 +25,20 @@ export interface FaultyProxyInit {
   tamper?: (answer: AnswerPacket) => Packet | 'drop' | undefined;
 }
 
+export interface ProxyStats {
+  chunks: number;
+  tampered: number;
+  queuedPeak: number;
+  /** Datagrams from the server towards the target, by packet type ('undecodable' for the rest), as they arrived. */
+  toTarget: Record<string, number>;
+  /** Datagrams from the target to the server, by packet type. */
+  fromTarget: Record<string, number>;
+}
+
 export interface FaultyProxy {
   /** Where the file server should register: its "gateway". */
   readonly address: Endpoint;
-  readonly stats: { chunks: number; tampered: number; queuedPeak: number };
+  readonly stats: ProxyStats;
   /** The address the gateway sees this server at (known once the server sent something). */
   upstream(): Endpoint;
   setServiceMs(ms: number): void;
@@ -52,7 +62,16 @@ function bind(): Promise<Socket> {
 export async function createFaultyProxy(init: FaultyProxyInit): Promise<FaultyProxy> {
   const publicSocket = await bind();
   const upstreamSocket = await bind();
-  const stats = { chunks: 0, tampered: 0, queuedPeak: 0 };
+  const stats: ProxyStats = { chunks: 0, tampered: 0, queuedPeak: 0, toTarget: {}, fromTarget: {} };
+  const count = (tally: Record<string, number>, datagram: Buffer) => {
+    let type = 'undecodable';
+    try {
+      type = decode(datagram).type;
+    } catch {
+      // counted as undecodable
+    }
+    tally[type] = (tally[type] ?? 0) + 1;
+  };
   let serviceMs = init.serviceMs ?? 0;
   let client: Endpoint | undefined;
   let closed = false;
@@ -88,6 +107,7 @@ export async function createFaultyProxy(init: FaultyProxyInit): Promise<FaultyPr
 
   publicSocket.on('message', (datagram, from) => {
     client = { address: from.address, port: from.port };
+    count(stats.toTarget, datagram);
     const out = rewrite(datagram);
     if (!out) return;
     if (serviceMs <= 0) return forward(out);
@@ -96,6 +116,7 @@ export async function createFaultyProxy(init: FaultyProxyInit): Promise<FaultyPr
     if (!timer) drain();
   });
   upstreamSocket.on('message', (datagram) => {
+    count(stats.fromTarget, datagram);
     if (client && !closed) publicSocket.send(datagram, client.port, client.address, () => {});
   });
 

@@ -1,11 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, createLogger, keyFromSecret, type FrameKey, type LogLevel } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { createFileServer } from './file-server.js';
 import type { GatewayAddress } from './link/gateway-link.js';
-
-const EXIT_USAGE = 2;
 
 export function parseHostPort(text: string): GatewayAddress {
   const match = /^(.+):(\d{1,5})$/.exec(text);
@@ -14,11 +10,6 @@ export function parseHostPort(text: string): GatewayAddress {
   return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-/** Reads a shared secret file: its bytes, less surrounding whitespace. */
-export async function readSecretKey(path: string): Promise<FrameKey> {
-  const secret = Buffer.from((await readFile(path, 'utf8')).trim(), 'utf8');
-  return keyFromSecret(secret);
-}
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -48,22 +39,10 @@ function parser(argv: string[]) {
 
 /** Runs the CLI; resolves with the exit code once the server stops (SIGINT/SIGTERM). */
 export async function main(argv: string[]): Promise<number> {
-  let failure: string | undefined;
-  const args = await parser(argv)
-    .fail((message, error) => {
-      failure = message || error?.message || 'invalid arguments';
-    })
-    .parseAsync();
-  if (failure) {
-    process.stderr.write(`fastfilesrv: ${failure.split('\n')[0]}\nTry 'fastfilesrv --help'.\n`);
-    return EXIT_USAGE;
-  }
-  if (args.help) return 0;
-
-  if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) {
-    process.stderr.write(`fastfilesrv: --max-datagram-rate must be a positive integer\nTry 'fastfilesrv --help'.\n`);
-    return EXIT_USAGE;
-  }
+  const parsed = await parseCommandLine('fastfilesrv', parser(argv));
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const { args } = parsed;
+  if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) return usageError('fastfilesrv', '--max-datagram-rate must be a positive integer');
   const gateways: GatewayAddress[] = [];
   try {
     if (args.gatewayHost !== undefined || args.gatewayPort !== undefined) {
@@ -73,11 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     for (const text of args.gateway ?? []) gateways.push(parseHostPort(text));
     if (gateways.length === 0) throw new Error('no gateway given: pass GATEWAY_HOST GATEWAY_PORT or --gateway HOST:PORT');
   } catch (error) {
-    process.stderr.write(`fastfilesrv: ${error instanceof Error ? error.message : String(error)}\nTry 'fastfilesrv --help'.\n`);
-    return EXIT_USAGE;
+    return usageError('fastfilesrv', error instanceof Error ? error.message : String(error));
   }
 
-  const logger = createLogger({ name: 'fastfilesrv', level: args.logLevel, write: (line) => process.stderr.write(line) });
+  const logger = createLogger({ name: 'fastfilesrv', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
   try {
     const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
     const server = await createFileServer({
@@ -91,14 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(args.name ? { name: args.name } : {}),
       ...(key ? { key } : {}),
     });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        logger.info('stopping', { signal });
-        void server.stop().then(resolve);
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    await serveUntilSignal(logger, () => server.stop());
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));
@@ -106,6 +77,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta.url, main);

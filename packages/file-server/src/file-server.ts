@@ -1,22 +1,7 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { hostname } from 'node:os';
-import {
-  DEFAULT_MAX_DATAGRAM_RATE,
-  MAX_DATAGRAM_BYTES,
-  ProtocolError,
-  RateLimiter,
-  createFrameCodec,
-  silentLogger,
-  type ChunkRequestPacket,
-  type ErrorCode,
-  type FrameCodec,
-  type FrameKey,
-  type ListRequestPacket,
-  type Logger,
-  type MetaRequestPacket,
-  type Packet,
-} from '@httpgw/protocol';
+import { MAX_DATAGRAM_BYTES, createFrameCodec, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, silentLogger, type Logger } from '@httpgw/runtime';
 import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
 import { FileStore } from './store/file-store.js';
 import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
@@ -49,12 +34,13 @@ export interface FileServerStats {
   chunksSent: number;
   bytesSent: number;
   busy: number;
-  /** Chunk MD5s computed; a chunk read again (same file version and chunk size) reuses its digest. */
-  readonly digestsComputed: number;
+  /** Chunk MD5s computed: each file version once per chunk size, when it is first asked for. */
+  digestsComputed: number;
 }
 
 export interface FileServer {
   readonly address: { address: string; port: number };
+  /** A snapshot of the counters, taken at each read. */
   readonly stats: FileServerStats;
   /** Resolves once every configured gateway has admitted this server. */
   whenRegistered(): Promise<void>;
@@ -66,45 +52,31 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   const logger = init.logger ?? silentLogger;
   const store = new FileStore({ root: init.root ?? process.cwd(), allowDotfiles: init.allowDotfiles ?? false });
   const root = await store.init();
-  const codec: FrameCodec = createFrameCodec({ key: init.key });
-  const socket = await bindSocket(init.bindAddress ?? '0.0.0.0', init.bindPort ?? 0, init.socketBufferBytes ?? 4 * 1024 * 1024);
-  const { address, port } = socket.address();
+  const codec = createFrameCodec({ key: init.key });
+  const links: GatewayLink[] = [];
+  const linkAt = (address: string, port: number) => links.find((link) => link.address === address && link.port === port);
+  const endpoint = await DatagramEndpoint.open({
+    address: init.bindAddress ?? '0.0.0.0',
+    port: init.bindPort ?? 0,
+    codec,
+    socketBufferBytes: init.socketBufferBytes ?? 4 * 1024 * 1024,
+    maxDatagramRate: init.maxDatagramRate ?? DEFAULT_MAX_DATAGRAM_RATE,
+    logger,
+    // Only the gateways we registered with are heard (and answered): no reflection towards anyone else.
+    admit: (address, port) => linkAt(address, port)?.label,
+    onPacket: (packet, address, port) => onPacket(linkAt(address, port)!, packet),
+  });
+  const { address, port } = endpoint.address;
   const name = init.name ?? `${hostname()}:${port}`;
   const maxConcurrentReads = init.maxConcurrentReads ?? 512;
-  const stats: FileServerStats = {
-    datagramsIn: 0,
-    refused: 0,
-    fromStrangers: 0,
-    rateLimited: 0,
-    chunksSent: 0,
-    bytesSent: 0,
-    busy: 0,
-    get digestsComputed() {
-      return store.counters.digestsComputed;
-    },
+  const served = { chunksSent: 0, bytesSent: 0, busy: 0 };
+  const stats = (): FileServerStats => {
+    const { datagramsIn, refused, fromStrangers, rateLimited } = endpoint.counters;
+    return { datagramsIn, refused, fromStrangers, rateLimited, ...served, digestsComputed: store.counters.digestsComputed };
   };
-  const maxDatagramRate = init.maxDatagramRate ?? DEFAULT_MAX_DATAGRAM_RATE;
-  const limiter = new RateLimiter({ ratePerSecond: maxDatagramRate });
-  let rateLogQuietUntil = 0;
   let readsInProgress = 0;
+  const send = (packet: Packet, toAddress: string, toPort: number) => endpoint.send(packet, toAddress, toPort);
 
-  const send = (packet: Packet, toAddress: string, toPort: number) => {
-    // In parts: a chunk's data goes out from the buffer it was read into (scatter/gather).
-    const datagram = codec.encodeParts(packet);
-    const length = datagram.reduce((sum, part) => sum + part.length, 0);
-    try {
-      socket.send(datagram, toPort, toAddress, (error) => {
-        if (error) logger.warn('send failed', { to: `${toAddress}:${toPort}`, error: error.message });
-      });
-    } catch (error) {
-      // A read that finishes after stop() closed the socket: nobody is left to answer.
-      logger.debug('send after close dropped', { to: `${toAddress}:${toPort}`, error: error instanceof Error ? error.message : String(error) });
-      return 0;
-    }
-    return length;
-  };
-
-  const links: GatewayLink[] = [];
   for (const gateway of init.gateways) {
     const resolved = (await lookup(gateway.host, { family: 4 })).address;
     const link = new GatewayLink({
@@ -117,7 +89,6 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     });
     links.push(link);
   }
-  const linkFor = (from: RemoteInfo) => links.find((link) => link.address === from.address && link.port === from.port);
 
   const replyError = (link: GatewayLink, requestId: number, code: ErrorCode, message: string) =>
     send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
@@ -138,8 +109,8 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       const requestId = request.requestId + i;
       try {
         const { data, hasNext, md5 } = await store.readChunk(request.path, request.version, request.chunk + i, request.chunkSize);
-        stats.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext, md5, data }, link.address, link.port);
-        stats.chunksSent++;
+        served.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext, md5, data }, link.address, link.port);
+        served.chunksSent++;
       } catch (error) {
         replyFailure(link, requestId, request.path, error);
       }
@@ -169,7 +140,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   const serve = async (link: GatewayLink, request: MetaRequestPacket | ChunkRequestPacket | ListRequestPacket) => {
     const reads = request.type === 'chunk-request' ? (request.count ?? 1) : 1;
     if (readsInProgress + reads > maxConcurrentReads) {
-      stats.busy++;
+      served.busy++;
       for (let i = 0; i < reads; i++) replyError(link, request.requestId + i, 'busy', 'too many reads in progress');
       return;
     }
@@ -185,37 +156,13 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     }
   };
 
-  socket.on('message', (datagram, from) => {
-    stats.datagramsIn++;
-    const link = linkFor(from);
-    if (!link) {
-      // Only the gateways we registered with get answers: no reflection towards anyone else.
-      stats.fromStrangers++;
-      return;
-    }
-    const now = performance.now();
-    if (!limiter.allow(link.label, now)) {
-      stats.rateLimited++;
-      if (now >= rateLogQuietUntil) {
-        rateLogQuietUntil = now + 10_000;
-        logger.warn('datagram rate limit hit: dropping', { from: link.label, limit: maxDatagramRate, total: stats.rateLimited });
-      }
-      return;
-    }
-    let packet: Packet;
-    try {
-      packet = codec.decode(datagram, `${from.address}:${from.port}`);
-    } catch (error) {
-      stats.refused++;
-      if (logger.isEnabled('debug')) logger.debug('refused datagram', { from: link.label, error: error instanceof ProtocolError ? error.code : String(error) });
-      return;
-    }
+  function onPacket(link: GatewayLink, packet: Packet): void {
     if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request') {
       if (link.onRequest()) void serve(link, packet);
       return;
     }
     link.handle(packet);
-  });
+  }
 
   logger.info('serving', { root, udp: `${address}:${port}`, gateways: links.map((link) => link.label).join(','), auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: any host that can reach this server can pose as a gateway it registered with (see --secret-file)');
@@ -224,7 +171,9 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   let stopped = false;
   return {
     address: { address, port },
-    stats,
+    get stats() {
+      return stats();
+    },
     whenRegistered: async () => {
       await Promise.all(links.map((link) => link.whenRegistered()));
     },
@@ -234,7 +183,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       for (const link of links) link.close();
       // Let the leave datagrams go out before the socket closes.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      await endpoint.close();
       await store.close();
       logger.info('stopped');
     },
@@ -248,16 +197,4 @@ function describeFailure(error: unknown): [ErrorCode, string] {
   if (error instanceof DigestPendingError) return ['busy', message];
   if (error instanceof NotFoundError || error instanceof ForbiddenPathError) return ['not-found', 'no such file'];
   return ['io', message];
-}
-
-function bindSocket(address: string, port: number, bufferBytes: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
-    socket.once('error', reject);
-    socket.bind(port, address, () => {
-      socket.off('error', reject);
-      socket.on('error', () => {});
-      resolve(socket);
-    });
-  });
 }

@@ -1,4 +1,5 @@
-import { silentLogger, type Packet } from '@httpgw/protocol';
+import { type Packet } from '@httpgw/protocol';
+import { silentLogger } from '@httpgw/runtime';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GatewayLink, type GatewayLinkInit } from '../src/link/gateway-link.js';
 

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { chunkDigestMatches, type Logger, type Packet } from '@httpgw/protocol';
+import { chunkDigestMatches, type Packet } from '@httpgw/protocol';
+import { type Logger } from '@httpgw/runtime';
 
 export type Answer = Packet & { requestId: number };
 

@@ -1,5 +1,7 @@
-import { MAX_CHUNKS_PER_REQUEST, chunkDigestMatches, silentLogger, type Logger, type Packet } from '@httpgw/protocol';
+import { MAX_CHUNKS_PER_REQUEST, chunkDigestMatches, type Packet } from '@httpgw/protocol';
+import { silentLogger, type Logger } from '@httpgw/runtime';
 import { GatewayError, type GatewayErrorCode } from './errors.js';
+import { markFreeable } from './chunk-memory.js';
 import type { FileVersion } from './file-lookup.js';
 import type { ReadAheadBudget, ReadAheadShare } from './read-ahead-budget.js';
 import type { RequestHandlers, RequestTracker } from './request-tracker.js';
@@ -143,6 +145,8 @@ export class ChunkFetcher {
           // Handed to the client: its budget goes first to a transfer queued for it, then back to this one.
           this.readAhead?.release(1);
           this.schedulePump();
+          // The writer frees it once the socket took it (see chunk-memory.ts), not V8's next full GC.
+          markFreeable(data);
           const piece = this.trim(chunk, data);
           this.bytesDelivered += piece.length;
           yield piece;

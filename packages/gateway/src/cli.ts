@@ -1,12 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, createLogger, keyFromSecret, type LogLevel } from '@httpgw/protocol';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from './limits.js';
 import { defaultReadAheadBudgetBytes } from './read-ahead-budget.js';
-
-const EXIT_USAGE = 2;
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -54,25 +51,6 @@ function parser(argv: string[]) {
 
 type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
 
-/**
- * Lines written in one event-loop turn go out in one write (an access log line per request would
- * otherwise cost a syscall each); ERROR lines and anything before them go at once.
- */
-export function batchedWriter(write: (text: string) => void): (line: string, level: LogLevel) => void {
-  let pending: string[] = [];
-  const flush = () => {
-    if (pending.length === 0) return;
-    const text = pending.join('');
-    pending = [];
-    write(text);
-  };
-  return (line, level) => {
-    pending.push(line);
-    if (level === 'error') return flush();
-    if (pending.length === 1) setImmediate(flush);
-  };
-}
-
 /** Range checks yargs cannot express; returns the first problem found. */
 function checkArgs(args: Args): string | undefined {
   const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
@@ -108,26 +86,15 @@ function limitFlags(args: Args) {
 
 /** Runs the CLI; resolves with the exit code once the gateway stops (SIGINT/SIGTERM). */
 export async function main(argv: string[]): Promise<number> {
-  let failure: string | undefined;
-  const args = await parser(argv)
-    .fail((message, error) => {
-      failure = message || error?.message || 'invalid arguments';
-    })
-    .parseAsync();
-  if (failure) {
-    process.stderr.write(`httpgw: ${failure.split('\n')[0]}\nTry 'httpgw --help'.\n`);
-    return EXIT_USAGE;
-  }
-  if (args.help) return 0;
+  const parsed = await parseCommandLine('httpgw', parser(argv));
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const { args } = parsed;
   const invalid = checkArgs(args);
-  if (invalid) {
-    process.stderr.write(`httpgw: ${invalid}\nTry 'httpgw --help'.\n`);
-    return EXIT_USAGE;
-  }
+  if (invalid) return usageError('httpgw', invalid);
 
   const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
   try {
-    const key = args.secretFile ? keyFromSecret(Buffer.from((await readFile(args.secretFile, 'utf8')).trim(), 'utf8')) : undefined;
+    const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
     const gateway = await createGateway({
       address: args.address,
       httpPort: args.port,
@@ -155,14 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
       ...(key ? { key } : {}),
     });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        logger.info('stopping', { signal });
-        void gateway.stop().then(resolve);
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    await serveUntilSignal(logger, () => gateway.stop());
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));
@@ -170,6 +130,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta.url, main);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger, MetaPacket } from '@httpgw/protocol';
+import type { MetaPacket } from '@httpgw/protocol';
+import type { Logger } from '@httpgw/runtime';
 import { LRUCache } from 'lru-cache';
 import { ask } from './ask.js';
 import type { RequestTracker } from './request-tracker.js';

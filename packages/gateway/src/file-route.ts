@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { ParameterizedContext } from 'koa';
 import parseRange from 'range-parser';
 import type { ChunkFetcher } from './chunk-fetcher.js';
+import { freeChunk } from './chunk-memory.js';
 import { GatewayError } from './errors.js';
 import type { FileLookup, FileVersion } from './file-lookup.js';
 
@@ -307,12 +308,13 @@ async function writeChunks(res: ServerResponse, first: Buffer | undefined, rest:
   let written = 0;
   if (first) {
     written += first.length;
-    if (!res.write(first)) await drained(res, failed);
+    if (!res.write(first, () => freeChunk(first))) await drained(res, failed);
   }
   for await (const chunk of rest) {
     if (res.destroyed) return;
     written += chunk.length;
-    if (!res.write(chunk)) await drained(res, failed);
+    // Written (the kernel has it): its memory is freed now if it was a datagram's alone (chunk-memory.ts).
+    if (!res.write(chunk, () => freeChunk(chunk))) await drained(res, failed);
   }
   if (written !== length && !res.destroyed) throw new Error(`the transfer ended after ${written} of ${length} bytes`);
 }

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_DATAGRAM_RATE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, silentLogger, type FrameKey, type Logger } from '@httpgw/protocol';
+import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, type FrameKey } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, silentLogger, type Logger, DatagramEndpoint, type DatagramCounters } from '@httpgw/runtime';
 import { AnswerQueue } from './answer-queue.js';
+import { BufferCollector } from './buffer-collector.js';
 import { FileLookup } from './file-lookup.js';
 import { createHttpApp } from './http-app.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './limits.js';
@@ -12,7 +14,6 @@ import { Registrar } from './registrar.js';
 import { RequestTracker, type RequestCounters } from './request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './server-pool.js';
 import { Transfers, type TransferCounters } from './transfers.js';
-import { UdpEndpoint, type UdpCounters } from './udp-endpoint.js';
 
 export interface GatewayInit {
   /** Address for HTTP and UDP (default 0.0.0.0). */
@@ -33,6 +34,8 @@ export interface GatewayInit {
    * defaultReadAheadBudgetBytes).
    */
   readAheadBudgetBytes?: number;
+  /** Run a full GC when garbage chunk buffers pile up, as after slow clients leave (default true; see BufferCollector). */
+  collectBuffers?: boolean;
   stallTimeoutMs?: number;
   hedging?: boolean;
   /** How long a file's metadata is reused (0: ask the servers on every request). */
@@ -53,9 +56,12 @@ export interface GatewayStats {
   pool: PoolCounters;
   requests: RequestCounters;
   transfers: TransferCounters & { active: number };
-  /** The read-ahead budget: bytes held now and at most, its limit, and how often transfers queued for it. */
-  readAhead: ReadAheadBudgetStats;
-  udp: UdpCounters;
+  /**
+   * The read-ahead budget: bytes held now and at most, its limit, how often transfers queued for it;
+   * `collections`: full GCs run to free garbage chunk buffers (see BufferCollector).
+   */
+  readAhead: ReadAheadBudgetStats & { collections: number };
+  udp: DatagramCounters;
   /** Chunk MD5s checked on the main thread and on the worker thread. */
   md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
@@ -100,7 +106,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     deliver: (answer, from, digestOk) => tracker?.onAnswer(answer, from, digestOk),
     logger,
   });
-  const udp = await UdpEndpoint.open({
+  const udp = await DatagramEndpoint.open({
     address,
     port: init.udpPort ?? httpPort,
     codec,
@@ -136,6 +142,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     tracker,
     logger.child('transfer'),
   );
+  const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget });
   const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
   const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
   http.on('request', guard.admit(app.callback()));
@@ -154,7 +161,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       pool: { ...pool.counters },
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
-      readAhead: transfers.budget.stats,
+      readAhead: { ...transfers.budget.stats, collections: collector?.collections ?? 0 },
       udp: { ...udp.counters },
       md5: { ...answers.counters },
       limits: { ...guard.counters, transfersInProgress: guard.transfersInProgress, connectionsOpen: guard.connectionsOpen },
@@ -183,6 +190,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
       stopping ??= (async () => {
         transfers.cancelAll();
+        collector?.stop();
         http.closeAllConnections();
         await new Promise((resolve) => http.close(resolve));
         requests.close();

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import { ProtocolError, normalizePath, type Logger } from '@httpgw/protocol';
+import { ProtocolError, normalizePath } from '@httpgw/protocol';
+import { type Logger } from '@httpgw/runtime';
 import { GatewayError, type GatewayErrorCode } from './errors.js';
 import { serveFilePath, type FileRouteDeps, type GatewayContext, type GatewayState } from './file-route.js';
 
@@ -12,7 +13,7 @@ export interface HttpAppDeps extends FileRouteDeps {
   maxUrlBytes?: number;
 }
 
-const STATUS_OF: Record<GatewayErrorCode, number> = {
+export const STATUS_OF: Record<GatewayErrorCode, number> = {
   GW_ERR_NO_SERVERS: 503,
   GW_ERR_NOT_FOUND: 404,
   GW_ERR_BAD_PATH: 400,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { LogFields, Logger } from '@httpgw/protocol';
+import type { LogFields, Logger } from '@httpgw/runtime';
 
 /** What one HTTP client, and all of them together, may hold of the gateway. Every field has a default. */
 export interface HttpLimitsInit {

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { normalizePath, silentLogger, type ListEntry, type Logger, type Packet } from '@httpgw/protocol';
+import { normalizePath, type ListEntry, type Packet } from '@httpgw/protocol';
+import { silentLogger, type Logger } from '@httpgw/runtime';
 import { ask } from './ask.js';
 import type { RequestTracker } from './request-tracker.js';
 import type { PoolServer, ServerPool } from './server-pool.js';

@@ -43,11 +43,13 @@ export function defaultReadAheadBudgetBytes(): number {
  * One byte budget for the read-ahead of every transfer of the gateway, counted in chunks. A transfer
  * reserves a chunk when it requests it and releases it once the chunk is handed to its client, or
  * when it ends (see ReadAheadShare). Every transfer may hold `minimumChunks` whatever the budget, so
- * it always moves and never deadlocks; beyond that, a transfer that finds the budget spent queues.
- * Budget released goes to the queue first, in order (FIFO): the first transfer queued gets a turn,
- * its `wake` called in a microtask, and while turns are pending or transfers queued nobody else may
- * take beyond its minimum, the transfer that released included, as with windows' room
- * (ServerPool.waitForRoom). Every operation is O(1) per chunk.
+ * it always moves and never deadlocks: from its first ask that minimum is kept free for it, so that
+ * holdings stay within the limit as long as every transfer's minimum fits in it (200 transfers: 24
+ * MB at 60 KiB chunks). Beyond its minimum, a transfer that finds the budget spent queues. Budget
+ * released goes to the queue first, in order (FIFO): the first transfer queued gets a turn, its
+ * `wake` called in a microtask, and while turns are pending or transfers queued nobody else may take
+ * beyond its minimum, the transfer that released included (as windows' room: ServerPool.waitForRoom).
+ * Every operation is O(1) per chunk.
  */
 export class ReadAheadBudget {
   readonly limitBytes: number;
@@ -56,6 +58,8 @@ export class ReadAheadBudget {
   /** Limit and holdings in chunks. */
   private readonly limit: number;
   private reserved = 0;
+  /** What active shares lack of their minimum: kept free for them. */
+  private unfilled = 0;
   private peak = 0;
   private waits = 0;
   /** Transfers waiting for budget, in the order they came. */
@@ -82,6 +86,11 @@ export class ReadAheadBudget {
     };
   }
 
+  /** Bytes held now. */
+  get reservedBytes(): number {
+    return this.reserved * this.chunkBytes;
+  }
+
   /** A share for one transfer (`wake`: called when budget it queued for is free; it should ask again then). */
   open(wake: () => void): ReadAheadShare {
     return new ReadAheadShare(this, wake);
@@ -89,20 +98,20 @@ export class ReadAheadBudget {
 
   /** @internal Chunks `share` may take beyond its minimum: what is free, if nobody is before it. */
   freeFor(share: ReadAheadShare): number {
-    return share.woken || (this.waiters.size === 0 && this.turns === 0) ? this.limit - this.reserved : 0;
+    return share.woken || (this.waiters.size === 0 && this.turns === 0) ? this.free() : 0;
   }
 
-  /** @internal */
-  add(share: ReadAheadShare, chunks: number): void {
-    this.endTurn(share);
-    this.reserved += chunks;
+  /**
+   * @internal A share's holdings go from `before` to `after` chunks (undefined: not active, nothing
+   * kept for it). What this frees goes to the transfers queued.
+   */
+  account(before: number | undefined, after: number | undefined): void {
+    const freeBefore = this.free();
+    this.reserved += (after ?? 0) - (before ?? 0);
+    this.unfilled += this.lack(after) - this.lack(before);
     if (this.reserved > this.peak) this.peak = this.reserved;
-  }
-
-  /** @internal Returns chunks: as many transfers queued get a turn as chunks came back, while any is free. */
-  remove(chunks: number): void {
-    this.reserved -= chunks;
-    this.giveTurns(chunks);
+    const freed = this.free() - freeBefore;
+    if (freed > 0) this.giveTurns(freed);
   }
 
   /** @internal */
@@ -118,15 +127,26 @@ export class ReadAheadBudget {
     if (this.endTurn(share)) this.giveTurns(1);
   }
 
-  private endTurn(share: ReadAheadShare): boolean {
+  /** @internal Ends `share`'s turn, if it had one. */
+  endTurn(share: ReadAheadShare): boolean {
     if (!share.woken) return false;
     share.woken = false;
     this.turns--;
     return true;
   }
 
+  /** Chunks no share may take beyond its minimum: neither held nor kept for minimums. */
+  private free(): number {
+    return this.limit - this.reserved - this.unfilled;
+  }
+
+  private lack(held: number | undefined): number {
+    return held === undefined ? 0 : Math.max(0, this.minimumChunks - held);
+  }
+
+  /** Up to `count` transfers queued get a turn, first come first, while budget is free. */
   private giveTurns(count: number): void {
-    for (let n = Math.min(count, this.limit - this.reserved); n > 0; n--) {
+    for (let n = Math.min(count, this.free()); n > 0; n--) {
       const next = this.waiters.values().next();
       if (next.done) return;
       const share = next.value;
@@ -148,6 +168,8 @@ export class ReadAheadShare {
   held = 0;
   /** @internal Its turn came (see ReadAheadBudget.giveTurns): it may take before those still queued. */
   woken = false;
+  /** Asked once, not closed: its minimum is kept for it. */
+  private active = false;
 
   constructor(
     private readonly budget: ReadAheadBudget,
@@ -156,25 +178,28 @@ export class ReadAheadShare {
   ) {}
 
   /**
-   * How many of `wanted` more chunks this transfer may request now: what brings it up to the
-   * minimum, or what is free when nobody is queued before it. Takes nothing (see `take`); when it
+   * How many of `wanted` more chunks this transfer may request now: what it lacks of its minimum,
+   * and what is free when nobody is queued before it. Takes nothing (see `take`); when it
    * returns 0, `waitForBudget` queues the transfer.
    */
   affordable(wanted: number): number {
-    const allowed = Math.max(this.budget.minimumChunks - this.held, this.budget.freeFor(this));
-    return allowed <= 0 ? 0 : Math.min(allowed, wanted);
+    if (!this.active) {
+      this.active = true;
+      this.budget.account(undefined, this.held);
+    }
+    const allowed = Math.max(0, this.budget.minimumChunks - this.held) + Math.max(0, this.budget.freeFor(this));
+    return Math.min(allowed, wanted);
   }
 
   /** Reserves `chunks` (no more than `affordable` allowed); a turn is used up. */
   take(chunks: number): void {
-    this.held += chunks;
-    this.budget.add(this, chunks);
+    this.budget.endTurn(this);
+    this.change(this.held + chunks);
   }
 
   /** Returns `chunks` (handed to the client). */
   release(chunks: number): void {
-    this.held -= chunks;
-    this.budget.remove(chunks);
+    this.change(this.held - chunks);
   }
 
   /** Queues the transfer until budget is released (`wake` is called once then: it must ask again). */
@@ -185,8 +210,14 @@ export class ReadAheadShare {
   /** The transfer ended: returns all it holds (chunks in flight too: their answers are dropped) and leaves the queue. */
   close(): void {
     this.budget.leave(this);
-    const held = this.held;
+    this.budget.account(this.active ? this.held : undefined, undefined);
+    this.active = false;
     this.held = 0;
-    this.budget.remove(held);
+  }
+
+  private change(held: number): void {
+    const before = this.held;
+    this.held = held;
+    if (this.active) this.budget.account(before, held);
   }
 }

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { COOKIE_BYTES, type Logger, type Packet } from '@httpgw/protocol';
+import { COOKIE_BYTES, type Packet } from '@httpgw/protocol';
+import { type Logger } from '@httpgw/runtime';
 import type { ServerPool } from './server-pool.js';
 
 export interface RegistrarInit {

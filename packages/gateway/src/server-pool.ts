@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { silentLogger, type Logger } from '@httpgw/protocol';
+import { silentLogger, type Logger } from '@httpgw/runtime';
 import { CongestionWindow, type CongestionWindowInit } from './congestion-window.js';
 import { RttEstimator, type RttEstimatorInit } from './rtt-estimator.js';
 

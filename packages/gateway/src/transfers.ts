@@ -1,4 +1,4 @@
-import type { Logger } from '@httpgw/protocol';
+import type { Logger } from '@httpgw/runtime';
 import { ChunkFetcher } from './chunk-fetcher.js';
 import { GatewayError } from './errors.js';
 import type { FileVersion } from './file-lookup.js';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
-import { chunkDigest, createLogger, decode, encode, silentLogger } from '@httpgw/protocol';
+import { chunkDigest, decode, encode } from '@httpgw/protocol';
+import { createLogger, silentLogger } from '@httpgw/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnswerQueue, type Answer } from '../src/answer-queue.js';
 
@@ -98,10 +99,9 @@ describe('AnswerQueue', () => {
     await new Promise((resolve) => setImmediate(resolve)); // the batch went to the worker
     expect(queue.counters.hashedInWorker).toBe(3);
     await (queue as unknown as { worker: Worker }).worker.terminate();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(lines.join('')).toMatch(/md5 worker failed/);
+    await expect.poll(() => lines.join(''), { timeout: 2_000, interval: 5 }).toMatch(/md5 worker failed/);
     for (const id of [4, 5, 6]) queue.push(chunkAnswer(id, true).answer, 's');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect.poll(() => delivered.at(-1), { timeout: 2_000, interval: 5 }).toBe(6);
     // 1-3 were dropped unless the worker answered before it died: lost ones are asked again after
     // their timeout. Nothing twice, nothing out of order, and the rest hashed here.
     expect([[4, 5, 6], [1, 2, 3, 4, 5, 6]]).toContainEqual(delivered);

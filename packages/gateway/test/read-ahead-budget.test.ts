@@ -60,6 +60,20 @@ describe('ReadAheadBudget', () => {
     expect(t.budget.stats).toEqual({ limitBytes: 10 * CHUNK, reservedBytes: 0, peakBytes: 10 * CHUNK, waits: 1, waiting: 0 });
   });
 
+  it('keeps every share\'s minimum within the limit while they fit in it', () => {
+    const t = setup(10);
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => t.share(name)) as Array<ReturnType<typeof t.share>>;
+    expect(t.want(a!, 1)).toBe(1); // a asked: 2 chunks are kept for its minimum from now on
+    expect(a!.affordable(100)).toBe(9); // itself included
+    expect(b!.affordable(100)).toBe(8); // b asked too: 1 more for a, 2 for b
+    expect(t.want(c!, 100)).toBe(6); // and c: 10 - 1 (a holds) - 1 (a lacks) - 2 (b lacks)
+    expect(t.want(a!, 1)).toBe(1);
+    expect(t.want(b!, 2)).toBe(2);
+    expect(t.reserved()).toBe(10); // never above the limit
+    t.close(b!);
+    expect(t.reserved()).toBe(8);
+  });
+
   it('lets every share hold its minimum when the budget is spent, and no more', () => {
     const t = setup(4);
     const a = t.share('a');
@@ -76,13 +90,13 @@ describe('ReadAheadBudget', () => {
   });
 
   it('hands released budget to the shares queued, first come first, before the one that released', async () => {
-    const t = setup(12);
+    const t = setup(14);
     const holder = t.share('holder');
-    expect(t.want(holder, 6)).toBe(6);
+    expect(t.want(holder, 8)).toBe(8);
     const [a, b, c] = ['a', 'b', 'c'].map((name) => t.share(name)) as [ReturnType<typeof t.share>, ReturnType<typeof t.share>, ReturnType<typeof t.share>];
     for (const s of [a, b, c]) expect(t.want(s, 2)).toBe(2); // the budget is spent now
     for (const s of [a, b, c]) expect(t.want(s, 3)).toBe(0); // queued, in this order
-    expect(t.budget.stats).toMatchObject({ waits: 3, waiting: 3, reservedBytes: 12 * CHUNK });
+    expect(t.budget.stats).toMatchObject({ waits: 3, waiting: 3, reservedBytes: 14 * CHUNK });
     holder.release(1);
     // The holder asks again at once: a is first in line, so the holder gets nothing (it holds more than its minimum).
     expect(holder.affordable(1)).toBe(0);
@@ -97,7 +111,7 @@ describe('ReadAheadBudget', () => {
     await microtasks();
     expect(t.woken).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
     expect([a.wants, b.wants, c.wants]).toEqual([0, 0, 3]); // c's turn came when a and b had taken all
-    expect(t.reserved()).toBe(12);
+    expect(t.reserved()).toBe(14);
   });
 
   it('passes on a turn its share did not use, and the turn of a share that ends before it runs', async () => {

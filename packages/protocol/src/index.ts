@@ -7,6 +7,4 @@ export { sealFrame, sealFrameParts, openFrame, keyFromSecret, type FrameKey, typ
 export { normalizePath, type PathRules } from './paths.js';
 export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
 export { chunkDigest, chunkDigestMatches } from './digest.js';
-export { createLogger, silentLogger, LOG_LEVELS, type Logger, type LoggerInit, type LogLevel, type LogFields } from './logger.js';
 export { createFrameCodec, type FrameCodec, type FrameCodecInit } from './frame-codec.js';
-export { RateLimiter, DEFAULT_MAX_DATAGRAM_RATE, type RateLimiterInit } from './rate-limiter.js';

@@ -1,4 +1,5 @@
-import type { Logger, Packet } from '@httpgw/protocol';
+import type { Packet } from '@httpgw/protocol';
+import type { Logger } from '@httpgw/runtime';
 
 export interface GatewayAddress {
   host: string;

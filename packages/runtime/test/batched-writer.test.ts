@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '@httpgw/protocol';
-import { batchedWriter } from '../src/cli.js';
+import { createLogger } from '../src/logger.js';
+import { batchedWriter } from '../src/cli-runner.js';
 
 describe('batchedWriter', () => {
   it('writes the lines of one event-loop turn at once, in order, and an ERROR line without delay', async () => {

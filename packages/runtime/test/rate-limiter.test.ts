@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '@httpgw/protocol';
+import { RateLimiter } from '../src/rate-limiter.js';
 
 function allowedOf(limiter: RateLimiter, source: string, count: number, nowMs: number): number {
   let allowed = 0;
