@@ -224,15 +224,12 @@ describe('servers that disagree about a file', () => {
     const { logger, lines } = captureLogger();
     const c = await cluster({ root: roots.a, servers: 0, gateway: { ...GATEWAY, logger, metaCacheMs: 60_000 } });
     await c.addServer({ root: roots.a });
-    const changing = await c.addServer({ root: roots.b });
+    const changing = await c.addServer({ root: roots.b, revalidateMs: 0 });
     await c.gateway.waitForServers(2);
     expectIntact(await download(c.url(FILE))); // the lookup is now cached
-    // An atomic replace, as rsync and editors do; the server notices once its open file is 1 s old.
+    // An atomic replace, as rsync and editors do; this server checks the path at every read (revalidateMs 0).
     await writeFile(join(roots.b, `${FILE}.tmp`), roots.other);
     await rename(join(roots.b, `${FILE}.tmp`), join(roots.b, FILE));
-    // Not a wait for an event: the server trusts an open file for 1 s (FileStore's revalidateMs,
-    // which FileServerInit does not pass through), and the scenario is a download after that.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
     const sentBefore = changing.stats.chunksSent;
     expectIntact(await download(c.url(FILE)));
     expect(lines.some((line) => line.includes('server no longer serves the file version') && line.includes('why=stale'))).toBe(true);
@@ -242,16 +239,14 @@ describe('servers that disagree about a file', () => {
   it('a file replaced on every server since the lookup is looked up again and served whole in its new version', async () => {
     const roots = await splitRoots();
     const c = await cluster({ root: roots.a, servers: 0, gateway: { ...GATEWAY, metaCacheMs: 60_000 } });
-    await c.addServer({ root: roots.a });
-    await c.addServer({ root: roots.b });
+    await c.addServer({ root: roots.a, revalidateMs: 0 });
+    await c.addServer({ root: roots.b, revalidateMs: 0 });
     await c.gateway.waitForServers(2);
     expectIntact(await download(c.url(FILE)));
     for (const dir of [roots.a, roots.b]) {
       await writeFile(join(dir, `${FILE}.tmp`), roots.other);
       await rename(join(dir, `${FILE}.tmp`), join(dir, FILE));
     }
-    // As above: past the servers' 1 s of trust in their open file (no hook to shorten it).
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
     expectIntact(await download(c.url(FILE)), roots.other);
   });
 

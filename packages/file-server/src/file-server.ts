@@ -22,6 +22,8 @@ export interface FileServerInit {
   /** Datagrams per second accepted from one gateway address; the excess is dropped and counted. */
   maxDatagramRate?: number;
   socketBufferBytes?: number;
+  /** How long an open file is trusted before its path is checked again for a replacement (rename); default 1 s. */
+  revalidateMs?: number;
   logger?: Logger;
 }
 
@@ -50,7 +52,11 @@ export interface FileServer {
 /** Starts a file server: binds its UDP socket, then registers with every gateway until admitted. */
 export async function createFileServer(init: FileServerInit): Promise<FileServer> {
   const logger = init.logger ?? silentLogger;
-  const store = new FileStore({ root: init.root ?? process.cwd(), allowDotfiles: init.allowDotfiles ?? false });
+  const store = new FileStore({
+    root: init.root ?? process.cwd(),
+    allowDotfiles: init.allowDotfiles ?? false,
+    ...(init.revalidateMs !== undefined ? { revalidateMs: init.revalidateMs } : {}),
+  });
   const root = await store.init();
   const codec = createFrameCodec({ key: init.key });
   const links: GatewayLink[] = [];

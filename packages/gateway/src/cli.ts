@@ -122,7 +122,26 @@ export async function main(argv: string[]): Promise<number> {
       ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
       ...(key ? { key } : {}),
     });
+    // `kill -USR2 PID`: one line with the read-ahead budget's figures and the memory they cost.
+    const logStats = () => {
+      const { readAhead, transfers } = gateway.stats();
+      const memory = process.memoryUsage();
+      logger.info('stats', {
+        transfers: transfers.active,
+        readAheadReserved: readAhead.reservedBytes,
+        readAheadPeak: readAhead.peakBytes,
+        readAheadLimit: readAhead.limitBytes,
+        readAheadWaits: readAhead.waits,
+        readAheadWaiting: readAhead.waiting,
+        collections: readAhead.collections,
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        arrayBuffers: memory.arrayBuffers,
+      });
+    };
+    process.on('SIGUSR2', logStats);
     await serveUntilSignal(logger, () => gateway.stop());
+    process.off('SIGUSR2', logStats);
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));

@@ -1,6 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { normalizePath, type ListEntry, type Packet } from '@httpgw/protocol';
 import { silentLogger, type Logger } from '@httpgw/runtime';
+import { LRUCache } from 'lru-cache';
+import PQueue from 'p-queue';
 import { ask } from './ask.js';
 import type { RequestTracker } from './request-tracker.js';
 import type { PoolServer, ServerPool } from './server-pool.js';
@@ -27,6 +29,8 @@ type ServerListing = { kind: 'entries'; entries: ListEntry[]; complete: boolean 
 
 const BUSY_RETRIES = 3;
 const CACHED_LISTINGS = 16;
+/** Servers paged through at once for one listing: a large pool is asked in waves, not all at once. */
+const LISTING_FAN_OUT = 64;
 
 /**
  * Lists a directory across the pool: pages through every usable server at once (each server's pages
@@ -34,7 +38,8 @@ const CACHED_LISTINGS = 16;
  * requests for one path share one fetch; the merged result is reused for `cacheMs`.
  */
 export class DirectoryLister {
-  private readonly cache = new Map<string, { result: Promise<ListingResult>; expiresAt: number }>();
+  /** Merged listings by path, least recently used evicted first. */
+  private readonly cache = new LRUCache<string, { result: Promise<ListingResult>; expiresAt: number }>({ max: CACHED_LISTINGS });
   private readonly init: DirectoryListerInit;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -50,7 +55,6 @@ export class DirectoryLister {
     // expiresAt is +Infinity while the fetch runs, so concurrent requests share it.
     if (cached && cached.expiresAt > this.now()) return cached.result;
     const entry = { result: this.fetch(path), expiresAt: Number.POSITIVE_INFINITY };
-    if (this.cache.size >= CACHED_LISTINGS) this.cache.clear();
     this.cache.set(path, entry);
     const cacheMs = this.init.cacheMs ?? 1_000;
     const forget = () => {
@@ -66,7 +70,8 @@ export class DirectoryLister {
   private async fetch(path: string): Promise<ListingResult> {
     const servers = this.init.pool.usable();
     if (servers.length === 0) return { kind: 'no-servers' };
-    const answers = await Promise.all(servers.map((server) => this.fetchFrom(server, path)));
+    const fanOut = new PQueue({ concurrency: LISTING_FAN_OUT });
+    const answers = await Promise.all(servers.map((server) => fanOut.add(() => this.fetchFrom(server, path))));
     const held = answers.flatMap((answer) => (answer.kind === 'entries' ? [answer] : []));
     if (held.length === 0) return answers.some((answer) => answer.kind === 'none') ? { kind: 'none' } : { kind: 'no-servers' };
     // Servers cooling down after timeouts were not asked: what they hold may be missing too.
