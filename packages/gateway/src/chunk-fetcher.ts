@@ -131,7 +131,7 @@ export class ChunkFetcher {
       this.checkSources();
       this.schedulePump();
     };
-    this.init.pool.on('change', onPoolChange);
+    this.init.pool.changed.add(onPoolChange);
     const ticker = setInterval(() => this.tick(), TICK_MS);
     try {
       this.checkSources();
@@ -162,7 +162,7 @@ export class ChunkFetcher {
     } finally {
       this.finished = true;
       clearInterval(ticker);
-      this.init.pool.off('change', onPoolChange);
+      this.init.pool.changed.delete(onPoolChange);
       this.init.pool.stopWaitingForRoom(this.pumpWhenRoom);
       this.readAhead?.close();
       // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.

@@ -127,7 +127,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   tracker = new RequestTracker({ pool, transmit: (server, packet) => udp.send(packet, server.address, server.port) });
   registrar = new Registrar({ pool, logger: logger.child('registrar'), reply: (packet, to, port) => udp.send(packet, to, port), sizeOf: (packet) => codec.encode(packet).length });
   const requests = tracker;
-  pool.on('removed', (server) => requests.dropServer(server));
+  pool.removed.add((server) => requests.dropServer(server));
 
   const lookup = new FileLookup({ pool, tracker, logger, chunkSize, cacheMs: init.metaCacheMs ?? 1_000 });
   const transfers = new Transfers(
@@ -180,10 +180,10 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       new Promise<void>((resolve) => {
         const check = () => {
           if (pool.size < count) return;
-          pool.off('change', check);
+          pool.changed.delete(check);
           resolve();
         };
-        pool.on('change', check);
+        pool.changed.add(check);
         check();
       }),
     stop() {

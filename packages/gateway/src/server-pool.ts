@@ -1,5 +1,4 @@
-import { EventEmitter } from 'node:events';
-import { silentLogger, type Logger } from '@httpgw/runtime';
+import { Listeners, type Logger, silentLogger } from '@httpgw/runtime';
 import { CongestionWindow, type CongestionWindowInit } from './congestion-window.js';
 import { RttEstimator, type RttEstimatorInit } from './rtt-estimator.js';
 
@@ -28,6 +27,8 @@ export interface ServerPoolInit {
 }
 
 export type ServerState = 'active' | 'cooling';
+/** Why a server left: it said goodbye, missed its heartbeats, or was banned for bad data. */
+export type RemovalReason = 'left' | 'evicted' | 'dropped';
 
 /** One registered file server, addressed at the source address its registration came from. */
 export class PoolServer {
@@ -89,11 +90,15 @@ export interface PoolCounters {
 /**
  * The servers in the pool and their health, in the manner of an nginx upstream: passive health from
  * timeouts and bad data, active health from heartbeats. A failing server cools down and is tried
- * again, never removed for good; lacking a file is no failure. Emits 'removed' (server, reason) when
- * a server leaves, and 'change' when one joins, leaves or is back from a cool-down, so waiting
+ * again, never removed for good; lacking a file is no failure. `removed` fires (server, reason) when
+ * a server leaves, and `changed` when one joins, leaves or is back from a cool-down, so waiting
  * transfers can go on.
  */
-export class ServerPool extends EventEmitter {
+export class ServerPool {
+  /** A server joined, left, or is back from a cool-down. */
+  readonly changed = new Listeners<[]>();
+  /** A server left the pool, and why. */
+  readonly removed = new Listeners<[PoolServer, RemovalReason]>();
   private readonly servers = new Map<string, PoolServer>();
   private readonly banned = new Map<string, number>();
   private readonly known = new Set<string>();
@@ -107,8 +112,6 @@ export class ServerPool extends EventEmitter {
   readonly heartbeatMs: number;
 
   constructor(init: ServerPoolInit = {}) {
-    super();
-    this.setMaxListeners(0);
     this.init = init;
     this.logger = init.logger ?? silentLogger;
     this.now = init.now ?? (() => performance.now());
@@ -161,7 +164,7 @@ export class ServerPool extends EventEmitter {
     else this.counters.admitted++;
     this.logger.info(again ? 'server admitted again' : 'server admitted', { server: key, name, servers: this.servers.size });
     this.startSweeping();
-    this.emit('change');
+    this.changed.emit();
     return server;
   }
 
@@ -171,14 +174,14 @@ export class ServerPool extends EventEmitter {
     this.endCoolDownIfDue(server);
   }
 
-  remove(server: PoolServer, reason: 'left' | 'evicted' | 'dropped', detail: string): void {
+  remove(server: PoolServer, reason: RemovalReason, detail: string): void {
     if (this.servers.get(server.key) !== server) return;
     this.servers.delete(server.key);
     this.counters[reason]++;
     this.logger.warn(`server ${reason}`, { server: server.key, why: detail, servers: this.servers.size });
     if (this.servers.size === 0) this.stopSweeping();
-    this.emit('removed', server, reason);
-    this.emit('change');
+    this.removed.emit(server, reason);
+    this.changed.emit();
   }
 
   onAnswer(server: PoolServer, sentAt: number, rttMs: number): void {
@@ -302,7 +305,7 @@ export class ServerPool extends EventEmitter {
     server.state = 'active';
     server.consecutiveTimeouts = 0;
     this.logger.info('server back in rotation', { server: server.key, why });
-    this.emit('change');
+    this.changed.emit();
   }
 
   /** Removes servers that stopped heartbeating; ends cool-downs that ran out. */

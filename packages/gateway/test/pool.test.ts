@@ -72,7 +72,7 @@ describe('ServerPool: passive health from timeouts', () => {
     server.inFlight = 1;
     expect(server.hasRoom).toBe(false);
     const changes = vi.fn();
-    pool.on('change', changes);
+    pool.changed.add(changes);
     pool.onAnswer(server, clock.t, 5);
     expect(server.state).toBe('active');
     expect(changes).toHaveBeenCalled();
@@ -143,7 +143,7 @@ describe('ServerPool: bad data', () => {
     const pool = poolAt(clock, { maxBadChunks: 3, maxBadFiles: 3, banMs: 60_000, logger: createLogger({ name: 'pool', write: (line, level) => lines.push(`${level} ${line}`) }) });
     const liar = pool.admit('127.0.0.1', 9001, 'liar')!;
     const removed = vi.fn();
-    pool.on('removed', removed);
+    pool.removed.add(removed);
     for (const path of ['a', 'b']) for (let i = 0; i < 3; i++) pool.onBadChunk(liar, path);
     expect(pool.size).toBe(1);
     for (let i = 0; i < 3; i++) pool.onBadChunk(liar, 'c');
@@ -182,7 +182,7 @@ describe('ServerPool: membership', () => {
     const silent = pool.admit('127.0.0.1', 9001, 'silent')!;
     const alive = pool.admit('127.0.0.1', 9002, 'alive')!;
     const removed = vi.fn();
-    pool.on('removed', removed);
+    pool.removed.add(removed);
     for (let i = 0; i < 8; i++) {
       vi.advanceTimersByTime(500);
       pool.touch(alive);

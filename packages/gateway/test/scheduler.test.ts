@@ -44,7 +44,7 @@ function setup(options: Setup = {}) {
       for (let i = 0; i < count; i++) sent.push({ server, packet: { ...single, requestId: packet.requestId + i, chunk: packet.chunk + i } });
     },
   });
-  pool.on('removed', (server: PoolServer) => tracker.dropServer(server)); // as the gateway wires them
+  pool.removed.add((server: PoolServer) => tracker.dropServer(server)); // as the gateway wires them
   cleanups.push(() => {
     tracker.close();
     pool.close();

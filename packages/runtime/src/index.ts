@@ -3,3 +3,4 @@ export { RateLimiter, DEFAULT_MAX_DATAGRAM_RATE, type RateLimiterInit } from './
 export { bindUdpSocket, type UdpSocketInit } from './udp-socket.js';
 export { DatagramEndpoint, type DatagramEndpointInit, type DatagramCounters } from './datagram-endpoint.js';
 export { EXIT_USAGE, usageError, parseCommandLine, readSecretKey, serveUntilSignal, runIfMain, batchedWriter } from './cli-runner.js';
+export { Listeners } from './listeners.js';
