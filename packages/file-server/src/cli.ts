@@ -19,7 +19,7 @@ function parser(argv: string[]) {
     .positional('gatewayHost', { type: 'string', describe: 'gateway host to register with' })
     .positional('gatewayPort', { type: 'number', describe: 'gateway UDP port' })
     .option('gateway', { type: 'string', array: true, describe: 'another gateway to serve, as HOST:PORT (repeatable)' })
-    .option('root', { type: 'string', default: '.', describe: 'directory to serve; nothing outside it is ever read' })
+    .option('root', { type: 'string', default: '.', describe: 'directory to serve; no path leads outside it (hard links under it are served as the files they are)' })
     .option('bind', { type: 'string', default: '0.0.0.0', describe: 'local UDP address' })
     .option('port', { type: 'number', default: 0, describe: 'local UDP port (0: any free port)' })
     .option('name', { type: 'string', describe: 'server name shown in the gateway logs (default HOST:PORT)' })

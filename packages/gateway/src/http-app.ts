@@ -81,20 +81,24 @@ export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
     await next();
   });
 
-  router.get(/^\/.*/, async (ctx) => {
-    const { path, isDirectory } = requestPath(ctx.path);
-    if (!isDirectory && path !== '' && (await serveFilePath(ctx, path, deps)) === 'file') return;
-    if (!isDirectory && path !== '') {
-      // Built from the checked path, never from the raw one: `//host` must not become an open redirect.
-      const location = `${encodePath(path)}/${ctx.search}`;
-      ctx.status = 301;
-      ctx.set('Location', location);
-      ctx.type = 'text/plain';
-      ctx.body = `301 moved to ${location}\n`;
-      return;
-    }
+  const serveDirectory = async (ctx: GatewayContext, path: string) => {
     if (!deps.serveListing) throw new GatewayError('GW_ERR_NOT_FOUND', 'directory listings are not available');
     await deps.serveListing(ctx, path);
+  };
+  // A path ending in '/' names a directory: its listing.
+  router.get(/\/$/, async (ctx) => serveDirectory(ctx, requestPath(ctx.path).path));
+  // Any other path: the file, or, when it turns out to be a directory, a redirect to its listing.
+  router.get(/[^/]$/, async (ctx) => {
+    const { path, isDirectory } = requestPath(ctx.path);
+    // A name that decodes to nothing ('%2e' segments dropped, say) or to a directory path is listed.
+    if (isDirectory || path === '') return serveDirectory(ctx, path);
+    if ((await serveFilePath(ctx, path, deps)) === 'file') return;
+    // Built from the checked path, never from the raw one: `//host` must not become an open redirect.
+    const location = `${encodePath(path)}/${ctx.search}`;
+    ctx.status = 301;
+    ctx.set('Location', location);
+    ctx.type = 'text/plain';
+    ctx.body = `301 moved to ${location}\n`;
   });
 
   app.use(router.routes());
