@@ -10,6 +10,7 @@ describe('command lines', () => {
     const help = await run(process.execPath, [BINS.httpgw, '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--chunk-size');
+    expect(help.stdout).toContain('--read-ahead-budget');
     expect(help.stdout).toContain('Examples:');
     const bad = await run(process.execPath, [BINS.httpgw, '--chunk-size', '12']);
     expect(bad.code).toBe(2);

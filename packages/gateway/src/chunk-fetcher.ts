@@ -245,9 +245,11 @@ export class ChunkFetcher {
   }
 
   /**
-   * Sends as many requests as windows and read-ahead allow: retries first (lowest chunk first, one
-   * per request), then runs of new chunks. Blocked by full windows, the transfer queues for room
-   * (ServerPool.waitForRoom), so it gets the next room freed even while others keep theirs busy.
+   * Sends as many requests as windows, read-ahead and the gateway's read-ahead budget allow: retries
+   * first (lowest chunk first, one per request; their chunks are already counted), then runs of new
+   * chunks. Blocked by full windows, the transfer queues for room (ServerPool.waitForRoom), so it
+   * gets the next room freed even while others keep theirs busy; blocked by the budget, it queues
+   * for budget (ReadAheadBudget), the same way.
    */
   private pump(): void {
     if (this.finished || this.failure || this.cancelled) return;

@@ -11,7 +11,7 @@ export interface ReadAheadBudgetInit {
 
 export interface ReadAheadBudgetStats {
   limitBytes: number;
-  /** Bytes held now; above the limit by at most `minimumChunks` per transfer. */
+  /** Bytes held now: within the limit, unless the transfers' minimums alone exceed it. */
   reservedBytes: number;
   peakBytes: number;
   /** Times a transfer found the budget spent and queued for it. */
@@ -24,12 +24,13 @@ const MIB = 1024 * 1024;
 
 /**
  * The default budget: 1/32 of the memory this process may use (the cgroup's limit when it has one),
- * between 64 MiB and 1 GiB. Measured, each byte of read-ahead costs about 1.5–2 bytes of RSS (chunk
- * buffers live until V8 collects them, plus the allocator's overhead), so 1/32 keeps the gateway
- * under a tenth of the machine under the worst load, the rest left to the page cache of the file
- * servers that often share it. 64 MiB is still 8 downloads at the default 8 MiB read-ahead (a
- * download only needs its bandwidth-delay product: 1 MiB carries 1 GB/s at a 1 ms round trip);
- * beyond 1 GiB, read-ahead only feeds slow clients earlier, which buys nothing.
+ * between 64 MiB and 1 GiB: 64 MiB on a 2 GB machine, 256 MiB on 8 GB, 1 GiB from 32 GB. With the
+ * budget spent the gateway's RSS is about the budget + 130 MiB (measured: node itself, a chunk per
+ * response being written, the JS heap of hundreds of connections), so 1/32 leaves nine tenths of the
+ * machine to everything else, the page cache of file servers that often share it first. 64 MiB is
+ * still 8 downloads at the default 8 MiB read-ahead (a download needs its bandwidth-delay product
+ * only: 1 MiB carries 1 GB/s at a 1 ms round trip); beyond 1 GiB, read-ahead only feeds slow
+ * clients earlier, which buys nothing.
  */
 export function defaultReadAheadBudgetBytes(): number {
   let memory = totalmem();

@@ -1,5 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { chunkDigest } from '@httpgw/protocol';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ChunkFetcher } from '../src/chunk-fetcher.js';
 import { ReadAheadBudget, defaultReadAheadBudgetBytes, type ReadAheadShare } from '../src/read-ahead-budget.js';
+import { RequestTracker } from '../src/request-tracker.js';
+import { ServerPool } from '../src/server-pool.js';
 
 const CHUNK = 1_000;
 const MIB = 1024 * 1024;
@@ -139,5 +144,129 @@ describe('ReadAheadBudget', () => {
     const bytes = defaultReadAheadBudgetBytes();
     expect(bytes).toBeGreaterThanOrEqual(64 * MIB);
     expect(bytes).toBeLessThanOrEqual(1024 * MIB);
+  });
+});
+
+describe('ChunkFetcher with a read-ahead budget', () => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0)) cleanup();
+    vi.useRealTimers();
+  });
+
+  /** One server whose answers this test sends by hand; transfers of `chunks` chunks each, 16 chunks of read-ahead. */
+  function setup(budgetChunks: number) {
+    vi.useFakeTimers();
+    const now = () => Date.now();
+    const pool = new ServerPool({ now, heartbeatMs: 3_600_000, rtt: { initialRtoMs: 10_000, minRtoMs: 10_000, granularityMs: 1 }, window: { initial: 64 } });
+    const sent: Array<{ path: string; chunk: number; requestId: number }> = [];
+    const tracker = new RequestTracker({
+      pool,
+      now,
+      transmit: (_server, packet) => {
+        if (packet.type !== 'chunk-request') return;
+        for (let i = 0; i < (packet.count ?? 1); i++) sent.push({ path: packet.path, chunk: packet.chunk + i, requestId: packet.requestId + i });
+      },
+    });
+    cleanups.push(() => {
+      tracker.close();
+      pool.close();
+    });
+    const server = pool.admit('127.0.0.1', 9001, 's0')!;
+    const budget = new ReadAheadBudget({ limitBytes: budgetChunks * CHUNK, chunkBytes: CHUNK });
+    const data = randomBytes(40 * CHUNK);
+    const transfer = (path: string) =>
+      new ChunkFetcher({
+        file: { path, size: data.length, mtimeMs: 0, version: 'v1', servers: [server.key] },
+        firstByte: 0,
+        lastByte: data.length - 1,
+        chunkSize: CHUNK,
+        readAheadChunks: 16,
+        stallTimeoutMs: 60_000,
+        hedging: false,
+        budget,
+        pool,
+        tracker,
+        now,
+      }).stream();
+    const answered = new Set<number>();
+    /** Answers every request of `path` sent so far. */
+    const answer = (path: string) => {
+      for (const request of sent) {
+        if (request.path !== path || answered.has(request.requestId)) continue;
+        answered.add(request.requestId);
+        const piece = data.subarray(request.chunk * CHUNK, (request.chunk + 1) * CHUNK);
+        tracker.onAnswer({ type: 'chunk', requestId: request.requestId, chunk: request.chunk, hasNext: (request.chunk + 1) * CHUNK < data.length, md5: chunkDigest(piece), data: piece }, server.key);
+      }
+    };
+    const asked = (path: string) => sent.filter((request) => request.path === path).length;
+    const settle = () => vi.advanceTimersByTimeAsync(0);
+    return { budget, transfer, answer, asked, settle, reserved: () => budget.stats.reservedBytes / CHUNK };
+  }
+
+  it('asks for no more than the budget allows, and gets it back as chunks reach the client', async () => {
+    const t = setup(6);
+    const a = t.transfer('a');
+    const first = a.next();
+    await t.settle();
+    expect(t.asked('a')).toBe(6); // 16 of read-ahead wanted, 6 allowed
+    t.answer('a');
+    expect((await first).value?.length).toBe(CHUNK);
+    await t.settle();
+    expect(t.asked('a')).toBe(7); // one chunk reached the client: one more asked for
+    expect(t.reserved()).toBe(6);
+    for (let i = 0; i < 10; i++) {
+      t.answer('a');
+      await a.next();
+      await t.settle();
+      expect(t.reserved()).toBeLessThanOrEqual(6);
+    }
+    expect(t.asked('a')).toBe(17);
+  });
+
+  it('returns everything a transfer holds when it ends, chunks in flight too', async () => {
+    const t = setup(6);
+    const a = t.transfer('a');
+    const first = a.next();
+    await t.settle();
+    t.answer('a');
+    await first;
+    await t.settle();
+    expect(t.reserved()).toBe(6); // 5 received, 1 in flight
+    await a.return(); // the client left
+    expect(t.reserved()).toBe(0);
+    t.answer('a'); // the answer in flight, dropped
+    expect(t.reserved()).toBe(0);
+  });
+
+  it('shares the budget a client frees with the transfers queued for it, in turn', async () => {
+    const t = setup(8);
+    const a = t.transfer('a');
+    const firstA = a.next();
+    await t.settle();
+    expect(t.asked('a')).toBe(8); // 16 of read-ahead wanted, 8 allowed: a queues for more
+    const b = t.transfer('b');
+    const firstB = b.next();
+    await t.settle();
+    expect(t.asked('b')).toBe(2); // its minimum, beyond the budget; then it queues, behind a
+    expect(t.budget.stats).toMatchObject({ waiting: 2, reservedBytes: 10 * CHUNK });
+    t.answer('a');
+    await firstA;
+    const asked: Array<[number, number]> = [];
+    for (let i = 1; i < 6; i++) {
+      await t.settle();
+      asked.push([t.asked('a'), t.asked('b')]);
+      await a.next(); // a's client takes one more chunk
+    }
+    await t.settle();
+    asked.push([t.asked('a'), t.asked('b')]);
+    // The first two chunks taken only bring the budget back to its limit (b's minimum went past it);
+    // then each chunk a's client takes goes to the first in line: a, b, a, b (each queues again after its turn).
+    expect(asked).toEqual([[8, 2], [8, 2], [9, 2], [9, 3], [10, 3], [10, 4]]);
+    t.answer('b');
+    await firstB;
+    await a.return();
+    await b.return();
+    expect(t.reserved()).toBe(0);
   });
 });
