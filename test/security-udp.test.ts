@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { versionOfBytes } from '@httpgw/file-server';
 import { MTU_SAFE_CHUNK_SIZE, createFrameCodec, decode, encode, keyFromSecret, type FrameCodec, type Packet } from '@httpgw/protocol';
-import { createRequestIdSource } from '../packages/gateway/src/request-ids.js';
+import { createRequestIdSource } from '../packages/gateway/src/udp/request-ids.js';
 import { sha256 } from './support/cluster.js';
 import { clusterForTest, useRoot } from './support/fixtures.js';
 import { LOOPBACK, gatewayFor, logSink, peer, registerRaw, serverFor, udpTap } from './security-support.js';

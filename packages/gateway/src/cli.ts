@@ -2,8 +2,8 @@ import yargs from 'yargs';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
-import { DEFAULT_HTTP_LIMITS as LIMITS } from './limits.js';
-import { defaultReadAheadBudgetBytes } from './read-ahead-budget.js';
+import { DEFAULT_HTTP_LIMITS as LIMITS } from './http/limits.js';
+import { defaultReadAheadBudgetBytes } from './transfer/read-ahead-budget.js';
 
 function parser(argv: string[]) {
   return yargs(argv)

@@ -2,18 +2,18 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, type FrameKey } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, silentLogger, type Logger, DatagramEndpoint, type DatagramCounters } from '@httpgw/runtime';
-import { AnswerQueue } from './answer-queue.js';
-import { BufferCollector } from './buffer-collector.js';
-import { FileLookup } from './file-lookup.js';
-import { createHttpApp } from './http-app.js';
-import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './limits.js';
-import { DirectoryLister } from './listing.js';
-import { createListingRoute } from './listing-route.js';
-import { defaultReadAheadBudgetBytes, type ReadAheadBudgetStats } from './read-ahead-budget.js';
-import { Registrar } from './registrar.js';
-import { RequestTracker, type RequestCounters } from './request-tracker.js';
-import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './server-pool.js';
-import { Transfers, type TransferCounters } from './transfers.js';
+import { AnswerQueue } from './transfer/answer-queue.js';
+import { BufferCollector } from './transfer/buffer-collector.js';
+import { FileLookup } from './lookup/file-lookup.js';
+import { createHttpApp } from './http/http-app.js';
+import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './http/limits.js';
+import { DirectoryLister } from './lookup/directory-lister.js';
+import { createListingRoute } from './http/listing-route.js';
+import { defaultReadAheadBudgetBytes, type ReadAheadBudgetStats } from './transfer/read-ahead-budget.js';
+import { Registrar } from './pool/registrar.js';
+import { RequestTracker, type RequestCounters } from './udp/request-tracker.js';
+import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './pool/server-pool.js';
+import { Transfers, type TransferCounters } from './transfer/transfers.js';
 
 export interface GatewayInit {
   /** Address for HTTP and UDP (default 0.0.0.0). */

@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { chunkDigest, decode, encode } from '@httpgw/protocol';
 import { createLogger, silentLogger } from '@httpgw/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnswerQueue, type Answer } from '../src/answer-queue.js';
+import { AnswerQueue, type Answer } from '../src/transfer/answer-queue.js';
 
 const queues: AnswerQueue[] = [];
 afterEach(() => {

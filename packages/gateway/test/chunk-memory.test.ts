@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freeChunk, markFreeable } from '../src/chunk-memory.js';
+import { freeChunk, markFreeable } from '../src/transfer/chunk-memory.js';
 
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 20));
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CongestionWindow } from '../src/congestion-window.js';
+import { CongestionWindow } from '../src/udp/congestion-window.js';
 
 // Times are plain numbers: the window only compares when a request was sent with when a loss was seen.
 

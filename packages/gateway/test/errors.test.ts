@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger } from '@httpgw/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError, type GatewayErrorCode } from '../src/errors.js';
-import type { FileRouteDeps } from '../src/file-route.js';
-import { STATUS_OF, createHttpApp } from '../src/http-app.js';
+import type { FileRouteDeps } from '../src/http/file-route.js';
+import { STATUS_OF, createHttpApp } from '../src/http/http-app.js';
 
 // Every gateway error code, the status it is answered with and the message a client reads. The table
 // is typed by the code union: a code added to GatewayErrorCode without a row here does not compile

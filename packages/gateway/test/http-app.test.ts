@@ -5,11 +5,11 @@ import { type ListEntry } from '@httpgw/protocol';
 import { createLogger, silentLogger } from '@httpgw/runtime';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../src/errors.js';
-import type { FileVersion, LookupResult } from '../src/file-lookup.js';
-import type { FileRouteDeps } from '../src/file-route.js';
-import { createHttpApp } from '../src/http-app.js';
-import { createListingRoute, type ListingJson } from '../src/listing-route.js';
-import type { ListingResult } from '../src/listing.js';
+import type { FileVersion, LookupResult } from '../src/lookup/file-lookup.js';
+import type { FileRouteDeps } from '../src/http/file-route.js';
+import { createHttpApp } from '../src/http/http-app.js';
+import { createListingRoute, type ListingJson } from '../src/http/listing-route.js';
+import type { ListingResult } from '../src/lookup/directory-lister.js';
 
 // The HTTP app over stand-ins for the lookup, the transfers and the lister: no UDP, no file server.
 // Each server listens on 127.0.0.1, port 0.

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_RANGE_PARTS, asciiFallback, chooseRange, etagOf, ifRangeMatches, preconditionsHold } from '../src/file-route.js';
-import { encodePath, requestPath } from '../src/http-app.js';
-import { escapeHtml, formatSize, renderListingHtml } from '../src/listing-route.js';
-import { isServableName, mergeListings } from '../src/listing.js';
+import { MAX_RANGE_PARTS, asciiFallback, chooseRange, etagOf, ifRangeMatches, preconditionsHold } from '../src/http/file-route.js';
+import { encodePath, requestPath } from '../src/http/http-app.js';
+import { escapeHtml, formatSize, renderListingHtml } from '../src/http/listing-route.js';
+import { isServableName, mergeListings } from '../src/lookup/directory-lister.js';
 
 const MTIME = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
 const file = { size: 1000, version: 'v1', mtimeMs: MTIME };

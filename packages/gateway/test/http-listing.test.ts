@@ -1,8 +1,8 @@
 import type { ListEntry, ListPacket, Packet } from '@httpgw/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DirectoryLister } from '../src/listing.js';
-import { RequestTracker } from '../src/request-tracker.js';
-import { ServerPool } from '../src/server-pool.js';
+import { DirectoryLister } from '../src/lookup/directory-lister.js';
+import { RequestTracker } from '../src/udp/request-tracker.js';
+import { ServerPool } from '../src/pool/server-pool.js';
 
 // DirectoryLister over a real pool and request tracker, with servers simulated in-process: each
 // answers a list-request (or not) as its behaviour says, on the next turn of the event loop.

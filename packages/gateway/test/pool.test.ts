@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@httpgw/runtime';
-import { ServerPool, type PoolServer } from '../src/server-pool.js';
+import { ServerPool, type PoolServer } from '../src/pool/server-pool.js';
 
 // The pool with an injected clock; the heartbeat sweep (a timer) runs under fake timers.
 

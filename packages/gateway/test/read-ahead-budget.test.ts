@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chunkDigest } from '@httpgw/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ChunkFetcher } from '../src/chunk-fetcher.js';
-import { ReadAheadBudget, defaultReadAheadBudgetBytes, type ReadAheadShare } from '../src/read-ahead-budget.js';
-import { RequestTracker } from '../src/request-tracker.js';
-import { ServerPool } from '../src/server-pool.js';
+import { ChunkFetcher } from '../src/transfer/chunk-fetcher.js';
+import { ReadAheadBudget, defaultReadAheadBudgetBytes, type ReadAheadShare } from '../src/transfer/read-ahead-budget.js';
+import { RequestTracker } from '../src/udp/request-tracker.js';
+import { ServerPool } from '../src/pool/server-pool.js';
 
 const CHUNK = 1_000;
 const MIB = 1024 * 1024;

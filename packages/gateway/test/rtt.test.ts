@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RttEstimator } from '../src/rtt-estimator.js';
+import { RttEstimator } from '../src/udp/rtt-estimator.js';
 
 // RFC 6298 with α = 1/8, β = 1/4, K = 4, G = granularityMs; values worked out by hand.
 

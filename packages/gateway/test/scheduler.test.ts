@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chunkDigest, type ChunkPacket, type ChunkRequestPacket, type Packet } from '@httpgw/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ChunkFetcher, type ChunkFetcherInit } from '../src/chunk-fetcher.js';
+import { ChunkFetcher, type ChunkFetcherInit } from '../src/transfer/chunk-fetcher.js';
 import { GatewayError } from '../src/errors.js';
-import { RequestTracker } from '../src/request-tracker.js';
-import { ServerPool, type PoolServer } from '../src/server-pool.js';
+import { RequestTracker } from '../src/udp/request-tracker.js';
+import { ServerPool, type PoolServer } from '../src/pool/server-pool.js';
 
 // The chunk fetcher over a real pool and tracker whose network is this test: requests are recorded,
 // answers are handed to the tracker by hand, time is fake. Initial RTO 100 ms, minimum 20 ms.

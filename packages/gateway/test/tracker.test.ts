@@ -1,8 +1,8 @@
 import type { Packet } from '@httpgw/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ask } from '../src/ask.js';
-import { RequestTracker } from '../src/request-tracker.js';
-import { ServerPool, type PoolServer } from '../src/server-pool.js';
+import { ask } from '../src/udp/ask.js';
+import { RequestTracker } from '../src/udp/request-tracker.js';
+import { ServerPool, type PoolServer } from '../src/pool/server-pool.js';
 
 // The tracker over a real pool, a recording transmit and fake timers: no sockets.
 

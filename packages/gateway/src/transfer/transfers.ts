@@ -1,10 +1,10 @@
 import type { Logger } from '@httpgw/runtime';
 import { ChunkFetcher } from './chunk-fetcher.js';
-import { GatewayError } from './errors.js';
-import type { FileVersion } from './file-lookup.js';
+import { GatewayError } from '../errors.js';
+import type { FileVersion } from '../lookup/file-lookup.js';
 import { ReadAheadBudget } from './read-ahead-budget.js';
-import type { RequestTracker } from './request-tracker.js';
-import type { ServerPool } from './server-pool.js';
+import type { RequestTracker } from '../udp/request-tracker.js';
+import type { ServerPool } from '../pool/server-pool.js';
 
 export interface TransferSettings {
   chunkSize: number;

@@ -2,9 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MetaPacket } from '@httpgw/protocol';
 import type { Logger } from '@httpgw/runtime';
 import { LRUCache } from 'lru-cache';
-import { ask } from './ask.js';
-import type { RequestTracker } from './request-tracker.js';
-import type { PoolServer, ServerPool } from './server-pool.js';
+import { ask } from '../udp/ask.js';
+import type { RequestTracker } from '../udp/request-tracker.js';
+import type { PoolServer, ServerPool } from '../pool/server-pool.js';
 
 /** One version of a file and the servers that hold exactly that version. */
 export interface FileVersion {

@@ -1,6 +1,6 @@
 import type { Packet } from '@httpgw/protocol';
 import { createRequestIdSource } from './request-ids.js';
-import type { PoolServer, ServerPool } from './server-pool.js';
+import type { PoolServer, ServerPool } from '../pool/server-pool.js';
 
 /** What a request's owner hears back: exactly one of these, exactly once per request. */
 export interface RequestHandlers {

@@ -3,9 +3,9 @@ import { normalizePath, type ListEntry, type Packet } from '@httpgw/protocol';
 import { silentLogger, type Logger } from '@httpgw/runtime';
 import { LRUCache } from 'lru-cache';
 import PQueue from 'p-queue';
-import { ask } from './ask.js';
-import type { RequestTracker } from './request-tracker.js';
-import type { PoolServer, ServerPool } from './server-pool.js';
+import { ask } from '../udp/ask.js';
+import type { RequestTracker } from '../udp/request-tracker.js';
+import type { PoolServer, ServerPool } from '../pool/server-pool.js';
 
 export type ListingResult =
   /** `incomplete`: some server did not answer every page; what it did send is included. */

@@ -1,11 +1,11 @@
 import { MAX_CHUNKS_PER_REQUEST, chunkDigestMatches, type Packet } from '@httpgw/protocol';
 import { silentLogger, type Logger } from '@httpgw/runtime';
-import { GatewayError, type GatewayErrorCode } from './errors.js';
+import { GatewayError, type GatewayErrorCode } from '../errors.js';
 import { markFreeable } from './chunk-memory.js';
-import type { FileVersion } from './file-lookup.js';
+import type { FileVersion } from '../lookup/file-lookup.js';
 import type { ReadAheadBudget, ReadAheadShare } from './read-ahead-budget.js';
-import type { RequestHandlers, RequestTracker } from './request-tracker.js';
-import type { PoolServer, ServerPool } from './server-pool.js';
+import type { RequestHandlers, RequestTracker } from '../udp/request-tracker.js';
+import type { PoolServer, ServerPool } from '../pool/server-pool.js';
 
 export interface ChunkFetcherInit {
   file: FileVersion;

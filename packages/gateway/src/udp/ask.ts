@@ -1,6 +1,6 @@
 import type { Packet } from '@httpgw/protocol';
 import type { RequestTracker } from './request-tracker.js';
-import type { PoolServer } from './server-pool.js';
+import type { PoolServer } from '../pool/server-pool.js';
 
 /**
  * One small request (metadata, a listing page) to one server, sent again on loss up to `attempts`

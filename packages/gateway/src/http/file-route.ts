@@ -3,10 +3,10 @@ import { extname } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { ParameterizedContext } from 'koa';
 import parseRange from 'range-parser';
-import type { ChunkFetcher } from './chunk-fetcher.js';
-import { freeChunk } from './chunk-memory.js';
-import { GatewayError } from './errors.js';
-import type { FileLookup, FileVersion } from './file-lookup.js';
+import type { ChunkFetcher } from '../transfer/chunk-fetcher.js';
+import { freeChunk } from '../transfer/chunk-memory.js';
+import { GatewayError } from '../errors.js';
+import type { FileLookup, FileVersion } from '../lookup/file-lookup.js';
 
 /** What a request leaves behind for the access log. */
 export type GatewayContext = ParameterizedContext<GatewayState>;

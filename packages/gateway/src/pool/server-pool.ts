@@ -1,6 +1,6 @@
 import { Listeners, type Logger, silentLogger } from '@httpgw/runtime';
-import { CongestionWindow, type CongestionWindowInit } from './congestion-window.js';
-import { RttEstimator, type RttEstimatorInit } from './rtt-estimator.js';
+import { CongestionWindow, type CongestionWindowInit } from '../udp/congestion-window.js';
+import { RttEstimator, type RttEstimatorInit } from '../udp/rtt-estimator.js';
 
 export interface ServerPoolInit {
   /** Timeout events in a row, with no answer between, that send a server to cool down (nginx max_fails). */

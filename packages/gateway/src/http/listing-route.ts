@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { ListEntry } from '@httpgw/protocol';
-import { GatewayError } from './errors.js';
+import { GatewayError } from '../errors.js';
 import type { GatewayContext } from './file-route.js';
 import { prefersJson } from './http-app.js';
-import type { ListingResult } from './listing.js';
+import type { ListingResult } from '../lookup/directory-lister.js';
 
 /** Where listings come from: the DirectoryLister, or a stand-in in tests. */
 export interface ListingSource {

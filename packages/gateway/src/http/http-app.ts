@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { ProtocolError, normalizePath } from '@httpgw/protocol';
 import { type Logger } from '@httpgw/runtime';
-import { GatewayError, type GatewayErrorCode } from './errors.js';
+import { GatewayError, type GatewayErrorCode } from '../errors.js';
 import { serveFilePath, type FileRouteDeps, type GatewayContext, type GatewayState } from './file-route.js';
 
 export interface HttpAppDeps extends FileRouteDeps {
