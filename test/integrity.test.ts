@@ -140,6 +140,34 @@ describe('a file rewritten in place while it is downloaded', () => {
   }, 30_000);
 });
 
+describe('resuming a download after the file changed', () => {
+  it('with If-Match on the first ETag, curl -f -C - fails (412, exit 22) and appends nothing; unchanged, it completes the file', async () => {
+    const root = await tempRoot({ 'resume.bin': 400_000 });
+    const path = join(root.path, 'resume.bin');
+    const d = await deploy([root.path]);
+    const out = join(root.path, '..', `${root.path.split('/').pop()}-resume.out`);
+    onTestFinished(() => rm(out, { force: true }));
+    const head = await run('curl', ['-sS', '-I', '--noproxy', '*', `${d.base}/resume.bin`]);
+    const etag = /^etag: (.+?)\r?$/im.exec(head.stdout)![1]!;
+    // The first 100,000 bytes arrived before the connection broke.
+    await writeFile(out, root.files.get('resume.bin')!.subarray(0, 100_000));
+    await rewriteInPlace(path, 200 * 4096, 4096);
+    // (If-Range would get the whole new file with 200, which curl appends to what it has: If-Match is the safe guard.)
+    const resumed = await run('curl', ['-sS', '-f', '--noproxy', '*', '-C', '-', '-H', `If-Match: ${etag}`, '-o', out, `${d.base}/resume.bin`]);
+    expect(resumed.code).toBe(22);
+    expect(resumed.stderr).toContain('412');
+    expect((await readFile(out)).equals(root.files.get('resume.bin')!.subarray(0, 100_000))).toBe(true);
+    // Unchanged, the same resume completes the file.
+    const again = await run('curl', ['-sS', '-I', '--noproxy', '*', `${d.base}/resume.bin`]);
+    const fresh = /^etag: (.+?)\r?$/im.exec(again.stdout)![1]!;
+    const current = await readFile(path);
+    await writeFile(out, current.subarray(0, 100_000));
+    const completed = await run('curl', ['-sS', '-f', '--noproxy', '*', '-C', '-', '-H', `If-Match: ${fresh}`, '-o', out, `${d.base}/resume.bin`]);
+    expect(completed.code, completed.stderr).toBe(0);
+    expect((await readFile(out)).equals(current)).toBe(true);
+  }, 30_000);
+});
+
 describe('servers that hold different bytes under the same size and modification time', () => {
   it('serve one version or the other, whole, never a mix; the disagreement is logged', async () => {
     const SIZE = 1024 * 1024 + 3;
