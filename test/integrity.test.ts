@@ -71,6 +71,16 @@ async function rewriteInPlace(path: string, offset: number, length: number): Pro
   return readFile(path);
 }
 
+/** Milliseconds between the first log lines matching `from` and `to`, by their timestamps. */
+function gatewayMsBetween(log: string, from: RegExp, to: RegExp): number {
+  const at = (pattern: RegExp) => {
+    const line = log.split('\n').find((candidate) => pattern.test(candidate));
+    expect(line, `a log line matching ${pattern}`).toBeDefined();
+    return Date.parse(line!.split(' ')[0]!);
+  };
+  return at(to) - at(from);
+}
+
 const sizeOf = (path: string) => {
   try {
     return statSync(path).size;
@@ -80,7 +90,8 @@ const sizeOf = (path: string) => {
 };
 
 describe('a file rewritten in place while it is downloaded', () => {
-  const SIZE = 6 * 1024 * 1024;
+  // Larger than what loopback's socket buffers hold (several MB), so a slow client's download is still being fetched when struck.
+  const SIZE = 20 * 1024 * 1024;
 
   it('never ends with exit 0 and mixed bytes: one whole version, or a cut connection (fast and throttled downloads)', async () => {
     const root = await tempRoot({ 'live.bin': SIZE });
@@ -93,11 +104,11 @@ describe('a file rewritten in place while it is downloaded', () => {
     for (let round = 0; round < 10; round++) {
       const throttled = round % 2 === 1;
       const before = await readFile(path);
-      const downloading = curl(`${d.base}/live.bin`, out, throttled ? ['--limit-rate', '4M'] : []);
-      // Strike at a different point of each download: from its first bytes to its last megabytes.
-      const strikeAt = throttled ? Math.floor(((round + 1) / 11) * SIZE) : (round * 512 * 1024) % SIZE;
+      const downloading = curl(`${d.base}/live.bin`, out, throttled ? ['--limit-rate', '10M'] : []);
+      // Strike at a different point of each download: fast ones anywhere, slow ones in their first megabytes.
+      const strikeAt = throttled ? round * 128 * 1024 : (round * 2 * 1024 * 1024) % SIZE;
       await until(() => sizeOf(out) >= strikeAt, 10_000, `curl to have ${strikeAt} bytes`).catch(() => {});
-      const offset = (round % 6) * 1024 * 1024;
+      const offset = (round % 6) * 3 * 1024 * 1024;
       const after = await rewriteInPlace(path, offset, 64 * 1024);
       const result = await downloading;
       if (result.code === 0) {
@@ -227,14 +238,11 @@ describe('failing fast', () => {
     const out = join(holder.path, 'out');
     const downloading = curl(`${d.base}/solo.bin`, out, ['--limit-rate', '2M']);
     await until(() => sizeOf(out) >= 1024 * 1024, 10_000, 'the download to be under way');
-    const stopped = server.stop();
-    // From the moment the gateway knows (its goodbye arrived), not from the signal: the server's own shutdown is not the gateway's delay.
-    await d.gateway.waitForLine(/server left/, 10_000);
-    const leftAt = performance.now();
+    await server.stop();
     const result = await downloading;
     expect(result.code).toBe(18);
-    expect(performance.now() - leftAt).toBeLessThan(1_000);
-    await stopped;
+    // Timed by the gateway's own clock, from the goodbye to the cut (curl's rate limit sleeps between reads).
+    expect(gatewayMsBetween(d.gateway.log(), /server left/, /transfer failed .*code=GW_ERR_SOURCES_GONE/)).toBeLessThan(1_000);
     expect(d.gateway.log()).toMatch(/transfer failed .*code=GW_ERR_SOURCES_GONE/);
   }, 30_000);
 
@@ -246,11 +254,9 @@ describe('failing fast', () => {
     const downloading = curl(`${d.base}/solo.bin`, out, ['--limit-rate', '2M']);
     await until(() => sizeOf(out) >= 1024 * 1024, 10_000, 'the download to be under way');
     server.child.kill('SIGKILL');
-    await d.gateway.waitForLine(/server evicted/, 10_000);
-    const evictedAt = performance.now();
     const result = await downloading;
     expect(result.code).toBe(18);
-    expect(performance.now() - evictedAt).toBeLessThan(1_000);
+    expect(gatewayMsBetween(d.gateway.log(), /server evicted/, /transfer failed .*code=GW_ERR_SOURCES_GONE/)).toBeLessThan(1_000);
   }, 30_000);
 
   it('servers hung at request time (SIGSTOP) cost a new request milliseconds: first byte well under a second', async () => {
