@@ -91,7 +91,7 @@ const sizeOf = (path: string) => {
 
 describe('a file rewritten in place while it is downloaded', () => {
   // Larger than what loopback's socket buffers hold (several MB), so a slow client's download is still being fetched when struck.
-  const SIZE = 20 * 1024 * 1024;
+  const SIZE = 48 * 1024 * 1024;
 
   it('never ends with exit 0 and mixed bytes: one whole version, or a cut connection (fast and throttled downloads)', async () => {
     const root = await tempRoot({ 'live.bin': SIZE });
@@ -104,11 +104,13 @@ describe('a file rewritten in place while it is downloaded', () => {
     for (let round = 0; round < 10; round++) {
       const throttled = round % 2 === 1;
       const before = await readFile(path);
-      const downloading = curl(`${d.base}/live.bin`, out, throttled ? ['--limit-rate', '10M'] : []);
+      // Gone before curl starts, so the strike below waits for this download's bytes, not the last one's.
+      await rm(out, { force: true });
+      const downloading = curl(`${d.base}/live.bin`, out, throttled ? ['--limit-rate', '16M'] : []);
       // Strike at a different point of each download: fast ones anywhere, slow ones in their first megabytes.
       const strikeAt = throttled ? round * 128 * 1024 : (round * 2 * 1024 * 1024) % SIZE;
-      await until(() => sizeOf(out) >= strikeAt, 10_000, `curl to have ${strikeAt} bytes`).catch(() => {});
-      const offset = (round % 6) * 3 * 1024 * 1024;
+      await until(() => sizeOf(out) >= Math.max(strikeAt, 1), 10_000, `curl to have ${strikeAt} bytes`).catch(() => {});
+      const offset = (round % 6) * 8 * 1024 * 1024;
       const after = await rewriteInPlace(path, offset, 64 * 1024);
       const result = await downloading;
       if (result.code === 0) {

@@ -189,7 +189,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     stop() {
       // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
       stopping ??= (async () => {
-        transfers.cancelAll();
+        transfers.stop();
         collector?.stop();
         http.closeAllConnections();
         await new Promise((resolve) => http.close(resolve));

@@ -55,16 +55,12 @@ const deps: FileRouteDeps = {
     forget() {},
   },
   transfers: {
-    fetch(file, firstByte, lastByte) {
+    fetch(file, firstByte, lastByte, signal) {
       fetched.push([file.path, firstByte, lastByte]);
       const fake = files.get(file.path)!;
-      const fetcher = {
-        bytesDelivered: 0,
-        serversUsed: new Set<string>(),
-        cancel() {
-          cancelled.push([file.path, firstByte, lastByte]);
-        },
-      };
+      const fetcher = { bytesDelivered: 0, serversUsed: new Set<string>() };
+      const cancel = () => cancelled.push([file.path, firstByte, lastByte]);
+      signal.addEventListener('abort', cancel);
       async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
         try {
           await fake.beforeFirst;
@@ -76,6 +72,7 @@ const deps: FileRouteDeps = {
           fetcher.serversUsed.add(`127.0.0.1:${1000 + firstByte}`);
           yield piece;
         } finally {
+          signal.removeEventListener('abort', cancel);
           fake.ended = true;
         }
       }

@@ -50,6 +50,8 @@ function setup(options: Setup = {}) {
     pool.close();
   });
   const servers = Array.from({ length: options.servers ?? 2 }, (_, i) => pool.admit('127.0.0.1', 9001 + i, `s${i}`)!);
+  /** The client of `fetcher`: aborting it is the client leaving. */
+  const client = new AbortController();
   const fetcherInit: ChunkFetcherInit = {
     file: { path: 'f.bin', size, mtimeMs: 0, version: 'v1', servers: servers.map((server) => server.key) },
     firstByte: options.firstByte ?? 0,
@@ -62,7 +64,7 @@ function setup(options: Setup = {}) {
     tracker,
     now,
   };
-  const fetcher = new ChunkFetcher(fetcherInit);
+  const fetcher = new ChunkFetcher({ ...fetcherInit, signal: client.signal });
 
   const answered = new Set<number>();
   /** The right chunk for a request, changed by `lie`; false when the tracker no longer wanted it. */
@@ -98,9 +100,9 @@ function setup(options: Setup = {}) {
       outcome.settled = true;
     }
   };
-  /** Another download of the same file, through the same pool and tracker. */
-  const again = () => new ChunkFetcher(fetcherInit);
-  return { pool, tracker, servers, sent, datagrams, data, fetcher, again, answer, unanswered, serve, outcome, read };
+  /** Another download of the same file, through the same pool and tracker, ended by `signal`. */
+  const again = (signal?: AbortSignal) => new ChunkFetcher({ ...fetcherInit, signal });
+  return { pool, tracker, servers, sent, datagrams, data, fetcher, client, again, answer, unanswered, serve, outcome, read };
 }
 
 const codeOf = (error: unknown) => (error instanceof GatewayError ? error.code : String(error));
@@ -198,7 +200,8 @@ describe('ChunkFetcher', () => {
     const t = setup({ size: 64 * CHUNK, readAheadChunks: 64, hedging: false });
     void t.read();
     const before = t.sent.length; // the windows are full
-    const second = t.again();
+    const secondClient = new AbortController();
+    const second = t.again(secondClient.signal);
     const secondRead = (async () => {
       for await (const part of second.stream()) void part;
     })();
@@ -211,8 +214,8 @@ describe('ChunkFetcher', () => {
       await vi.advanceTimersByTimeAsync(0);
     }
     expect(t.sent.slice(before).map((s) => s.packet.chunk)).toContain(0); // the second download's first chunk
-    second.cancel();
-    t.fetcher.cancel();
+    secondClient.abort();
+    t.client.abort();
     await vi.advanceTimersByTimeAsync(0);
     await secondRead;
   });
@@ -331,7 +334,7 @@ describe('ChunkFetcher', () => {
     const reading = t.read();
     await vi.advanceTimersByTimeAsync(5); // nothing answered: the stream waits for chunk 0
     expect(t.outcome.settled).toBe(false);
-    t.fetcher.cancel();
+    t.client.abort();
     await vi.advanceTimersByTimeAsync(0);
     await reading;
     expect(t.outcome).toMatchObject({ settled: true, body: Buffer.alloc(0) });

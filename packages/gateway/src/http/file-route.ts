@@ -16,14 +16,15 @@ export interface GatewayState {
   error?: string;
 }
 
-/** What the access log reads of a transfer, and how a client that left ends it. */
-export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed' | 'cancel'> & Partial<Pick<ChunkFetcher, 'failed'>>;
+/** What the access log reads of a transfer, and what a writer waiting for the client to drain watches. */
+export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed'> & Partial<Pick<ChunkFetcher, 'failed'>>;
 
 /** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
   lookup: Pick<FileLookup, 'lookup' | 'forget'>;
   transfers: {
-    fetch(file: FileVersion, firstByte: number, lastByte: number): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
+    /** `signal`: aborted when the client leaves, which ends the transfer. */
+    fetch(file: FileVersion, firstByte: number, lastByte: number, signal: AbortSignal): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
   };
 }
 
@@ -182,9 +183,7 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
     if (length === 0) ctx.body = Buffer.alloc(0);
     return;
   }
-  const { fetcher, chunks } = deps.transfers.fetch(file, range.start, range.end);
-  // A client that leaves ends its transfer now, even one waiting for a chunk (not at its stall timeout).
-  ctx.res.once('close', () => fetcher.cancel());
+  const { fetcher, chunks } = deps.transfers.fetch(file, range.start, range.end, clientLeft(ctx.res));
   // Wait for the first chunk before the status line goes out: a file that changed or lost all its
   // servers is still an honest error status here, not a cut connection.
   const first = await chunks.next();
@@ -197,15 +196,30 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
 }
 
 /**
+ * A signal aborted when the client leaves: a client that leaves ends its transfer now, even one
+ * waiting for a chunk (not at its stall timeout).
+ */
+function clientLeft(res: ServerResponse): AbortSignal {
+  const left = new AbortController();
+  // A response that finished has its transfer done: aborting would only cost an event and an error object.
+  res.once('close', () => {
+    if (!res.writableFinished) left.abort();
+  });
+  return left.signal;
+}
+
+/**
  * The parts of one multipart/byteranges answer, fetched one after another, seen by the access log
- * as one transfer: the file bytes of every part, the servers of every part. `cancel` (the client
- * left) ends the part in progress and starts no other.
+ * as one transfer: the file bytes of every part, the servers of every part. Every part gets the
+ * same signal: the client leaving ends the part in progress, and no other starts.
  */
 class PartTransfers implements TransferProgress {
   private readonly fetchers: TransferProgress[] = [];
-  private cancelled = false;
 
-  constructor(private readonly fetchPart: (range: ByteRange) => ReturnType<FileRouteDeps['transfers']['fetch']>) {}
+  constructor(
+    private readonly fetchPart: (range: ByteRange, signal: AbortSignal) => ReturnType<FileRouteDeps['transfers']['fetch']>,
+    private readonly signal: AbortSignal,
+  ) {}
 
   get bytesDelivered(): number {
     return this.fetchers.reduce((sum, fetcher) => sum + fetcher.bytesDelivered, 0);
@@ -215,20 +229,15 @@ class PartTransfers implements TransferProgress {
     return new Set(this.fetchers.flatMap((fetcher) => [...fetcher.serversUsed]));
   }
 
-  cancel(): void {
-    this.cancelled = true;
-    this.fetchers.at(-1)?.cancel();
-  }
-
   /** The part being fetched. */
   get current(): TransferProgress | undefined {
     return this.fetchers.at(-1);
   }
 
-  /** The chunks of the next part; undefined once cancelled. */
+  /** The chunks of the next part; undefined once the client left. */
   open(range: ByteRange): AsyncGenerator<Buffer, void, undefined> | undefined {
-    if (this.cancelled) return undefined;
-    const { fetcher, chunks } = this.fetchPart(range);
+    if (this.signal.aborted) return undefined;
+    const { fetcher, chunks } = this.fetchPart(range, this.signal);
     this.fetchers.push(fetcher);
     return chunks;
   }
@@ -248,8 +257,7 @@ async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRa
     ctx.length = length;
     return;
   }
-  const transfers = new PartTransfers((range) => deps.transfers.fetch(file, range.start, range.end));
-  ctx.res.once('close', () => transfers.cancel());
+  const transfers = new PartTransfers((range, signal) => deps.transfers.fetch(file, range.start, range.end, signal), clientLeft(ctx.res));
   const chunks = transfers.open(ranges[0]!)!;
   const first = await chunks.next();
   ctx.state.fetcher = transfers;

@@ -91,15 +91,18 @@ export class FileLookup {
       const answers: ServerAnswer[] = [];
       let decided = false;
       let grace: NodeJS.Timeout | undefined;
+      const waitingFor = new Set(servers);
+      /** Aborted once decided with servers still asked: their asks stop (no retransmission, no more `busy` rounds). */
+      const stopAsking = new AbortController();
       const decide = () => {
         if (decided) return;
         decided = true;
         clearTimeout(grace);
+        if (waitingFor.size > 0) stopAsking.abort();
         resolve(this.decide(path, answers));
       };
-      const waitingFor = new Set(servers);
       for (const server of servers) {
-        void this.askServer(server, path, startedAt, () => decided).then((answer) => {
+        void this.askServer(server, path, startedAt, stopAsking.signal).then((answer) => {
           waitingFor.delete(server);
           if (answer) answers.push(answer);
           if (waitingFor.size === 0) return decide();
@@ -112,17 +115,23 @@ export class FileLookup {
     });
   }
 
-  /** One server's answer: asked again while it is `busy` computing the file's digest; undefined if it never answers. */
-  private async askServer(server: PoolServer, path: string, startedAt: number, decided: () => boolean): Promise<ServerAnswer | undefined> {
+  /**
+   * One server's answer: asked again while it is `busy` computing the file's digest; undefined if it
+   * never answers, or once `signal` says the lookup is decided.
+   */
+  private async askServer(server: PoolServer, path: string, startedAt: number, signal: AbortSignal): Promise<ServerAnswer | undefined> {
     const chunkSize = this.init.chunkSize;
     for (let pause = 10; ; pause = Math.min(2 * pause, 200)) {
-      const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'meta-request', requestId, path, chunkSize }));
+      const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'meta-request', requestId, path, chunkSize }), undefined, signal);
       if (answer?.type === 'meta') return { server, meta: answer };
       if (answer?.type === 'error' && answer.code === 'unreadable') return { server, unreadable: true };
       const busy = answer?.type === 'error' && answer.code === 'busy';
-      if (!busy || decided() || this.now() - startedAt > (this.init.busyDeadlineMs ?? 30_000)) return undefined;
-      await sleep(pause);
-      if (decided()) return undefined;
+      if (!busy || signal.aborted || this.now() - startedAt > (this.init.busyDeadlineMs ?? 30_000)) return undefined;
+      try {
+        await sleep(pause, undefined, { signal });
+      } catch {
+        return undefined; // decided meanwhile
+      }
     }
   }
 

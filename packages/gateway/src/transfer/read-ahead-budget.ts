@@ -1,4 +1,5 @@
 import { totalmem } from 'node:os';
+import { integerOption } from './options.js';
 
 export interface ReadAheadBudgetInit {
   /** Bytes of read-ahead all transfers together may hold (requested and not yet handed to their client). */
@@ -69,11 +70,10 @@ export class ReadAheadBudget {
   private turns = 0;
 
   constructor(init: ReadAheadBudgetInit) {
-    if (!(init.chunkBytes > 0)) throw new RangeError('chunkBytes must be positive');
-    if (!(init.limitBytes >= 0)) throw new RangeError('limitBytes must be 0 or more');
+    if (!(init.limitBytes >= 0)) throw new RangeError(`limitBytes must be 0 or more (got ${init.limitBytes})`);
     this.limitBytes = init.limitBytes;
-    this.chunkBytes = init.chunkBytes;
-    this.minimumChunks = init.minimumChunks ?? 2;
+    this.chunkBytes = integerOption('chunkBytes', init.chunkBytes, 1);
+    this.minimumChunks = integerOption('minimumChunks', init.minimumChunks ?? 2, 0);
     this.limit = Math.floor(init.limitBytes / init.chunkBytes);
   }
 

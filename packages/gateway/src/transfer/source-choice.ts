@@ -1,0 +1,182 @@
+import { MAX_CHUNKS_PER_REQUEST } from '@httpgw/protocol';
+import type { PoolServer, ServerPool } from '../pool/server-pool.js';
+
+/** Chunks per block of server affinity (see SourceChoice.forRun): a full run at the largest default window. */
+export const AFFINITY_BLOCK = 16;
+/** `io` errors from one server in one transfer before it is no longer asked: a disk error repeats. */
+const READ_ERRORS_TO_DROP = 3;
+
+export type DropReason = 'stale' | 'not-found' | 'unreadable' | 'io' | 'bad data';
+
+export interface Run {
+  server: PoolServer;
+  count: number;
+}
+
+/**
+ * Which server one transfer asks: its candidates (the servers holding its file version, in the
+ * lookup's order) and, over them, the affinity order, the round-robin position, and which of them
+ * stopped serving the version. Every choice walks the candidates in round-robin order (`first`).
+ */
+export class SourceChoice {
+  private readonly candidates: string[];
+  /** The candidates in a fixed order (by key), so block n has the same owner in every download. */
+  private readonly affinity: string[];
+  /** Servers that said once that they lack this version: a second time and they are dropped. */
+  private readonly doubted = new Set<string>();
+  private readonly readErrors = new Map<string, number>();
+
+  /**
+   * @param roundRobin where round-robin starts: each transfer one further (Transfers counts), so
+   * one-chunk files spread over the servers too.
+   */
+  constructor(
+    servers: readonly string[],
+    private readonly pool: ServerPool,
+    private roundRobin = 0,
+  ) {
+    this.candidates = [...servers];
+    this.affinity = [...servers].sort();
+  }
+
+  /** Whether a candidate is still in the pool. */
+  anyInPool(): boolean {
+    for (const key of this.candidates) if (this.pool.get(key)) return true;
+    return false;
+  }
+
+  get isEmpty(): boolean {
+    return this.candidates.length === 0;
+  }
+
+  /** The best smoothed round trip among the candidates (10 ms while none has one). */
+  bestRttMs(): number {
+    let best = Number.POSITIVE_INFINITY;
+    for (const key of this.candidates) best = Math.min(best, this.pool.get(key)?.rtt.smoothedMs ?? Number.POSITIVE_INFINITY);
+    return Number.isFinite(best) ? best : 10;
+  }
+
+  /**
+   * Who asks for the next run of new chunks from chunk `first` on, and how many. Each block of
+   * AFFINITY_BLOCK chunks belongs to one server (by block number, over the sorted candidates), so
+   * every download of a file asks each server for the same chunks: their MD5s and pages are cached
+   * there from the first download on, as a CDN's consistent hashing keeps an object on one cache.
+   * Another server takes the run only when the owner is gone or cooling, or when it would otherwise
+   * run dry itself.
+   */
+  forRun(first: number, available: number, remaining: number): Run | undefined {
+    const toBlockEnd = AFFINITY_BLOCK - (first % AFFINITY_BLOCK);
+    const inBlock = Math.min(available, toBlockEnd);
+    const neededInBlock = Math.min(remaining, toBlockEnd);
+    const ownerKey = this.affinity[Math.floor(first / AFFINITY_BLOCK) % this.affinity.length];
+    const owner = ownerKey === undefined ? undefined : this.pool.get(ownerKey);
+    const ownerUsable = owner !== undefined && owner.state === 'active';
+    if (owner) {
+      const run = runFor(owner, inBlock, neededInBlock);
+      if (run) return run;
+    }
+    return this.first((server) => (server === owner || (ownerUsable && server.inFlight >= runLengthOf(server)) ? undefined : runFor(server, inBlock, neededInBlock)), true);
+  }
+
+  /** Next candidate with room, round-robin; `avoid` only when nothing else has room, unless `strict`. */
+  withRoom(avoid: string | undefined, strict = false): PoolServer | undefined {
+    let fallback: PoolServer | undefined;
+    const found = this.first((server) => {
+      if (!server.hasRoom) return undefined;
+      if (server.key !== avoid) return server;
+      fallback = server;
+      return undefined;
+    }, true);
+    return found ?? (strict ? undefined : fallback);
+  }
+
+  /** An active candidate not yet asked for a chunk (`asked`: request id → server key), one with room first. */
+  forHedge(asked: ReadonlyMap<number, string>): PoolServer | undefined {
+    let fallback: PoolServer | undefined;
+    const found = this.first((server) => {
+      if (server.state !== 'active' || isAsked(asked, server.key)) return undefined;
+      if (server.hasRoom) return server;
+      fallback ??= server;
+      return undefined;
+    }, false);
+    return found ?? fallback;
+  }
+
+  /**
+   * An error answer from `server`: the reason to drop it, when that answer makes one. Permissions
+   * will not change between two asks: `unreadable` is believed at once, and never the server's fault.
+   */
+  judge(server: PoolServer, code: string): DropReason | undefined {
+    if (code === 'stale' || code === 'not-found') return this.doubt(server, code);
+    if (code === 'unreadable') return 'unreadable';
+    if (code === 'io' && this.countReadError(server)) return 'io';
+    return undefined;
+  }
+
+  /** A good chunk from `server`: it holds the version after all. */
+  trust(server: PoolServer): void {
+    if (this.doubted.size > 0) this.doubted.delete(server.key);
+  }
+
+  /** Never asks `key` again in this transfer; false when it was no candidate (any more). */
+  drop(key: string): boolean {
+    const index = this.candidates.indexOf(key);
+    if (index < 0) return false;
+    this.candidates.splice(index, 1);
+    this.affinity.splice(this.affinity.indexOf(key), 1);
+    return true;
+  }
+
+  /**
+   * The candidates in the pool in round-robin order, from the current position: the first thing
+   * `visit` returns for one of them. `advance`: the next walk starts after the one it came from.
+   */
+  private first<T>(visit: (server: PoolServer) => T | undefined, advance: boolean): T | undefined {
+    const count = this.candidates.length;
+    for (let i = 0; i < count; i++) {
+      const index = (this.roundRobin + i) % count;
+      const server = this.pool.get(this.candidates[index]!);
+      if (!server) continue;
+      const found = visit(server);
+      if (found === undefined) continue;
+      if (advance) this.roundRobin = index + 1;
+      return found;
+    }
+    return undefined;
+  }
+
+  /**
+   * The server says it lacks this version. Believed the second time in a row only: a request the
+   * network corrupted (path, version or chunk number) draws the same answer once.
+   */
+  private doubt(server: PoolServer, why: 'stale' | 'not-found'): DropReason | undefined {
+    if (this.doubted.delete(server.key)) return why;
+    this.doubted.add(server.key);
+    return undefined;
+  }
+
+  /** Read errors (`io`) a server answered in this transfer; true when that makes READ_ERRORS_TO_DROP. */
+  private countReadError(server: PoolServer): boolean {
+    const errors = (this.readErrors.get(server.key) ?? 0) + 1;
+    this.readErrors.set(server.key, errors);
+    return errors >= READ_ERRORS_TO_DROP;
+  }
+}
+
+/** A quarter of the server's window: one datagram asks for this many chunks. */
+export function runLengthOf(server: PoolServer): number {
+  return Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, Math.floor(server.window.size / 4)));
+}
+
+/** A run for `server` of up to `available` chunks; shorter than a full run only when it is idle or fewer are `needed`. */
+function runFor(server: PoolServer, available: number, needed: number): Run | undefined {
+  const runLength = runLengthOf(server);
+  const count = Math.min(server.room, available, runLength);
+  if (count === 0 || (count < Math.min(runLength, needed) && server.inFlight > 0)) return undefined;
+  return { server, count };
+}
+
+function isAsked(asked: ReadonlyMap<number, string>, serverKey: string): boolean {
+  for (const key of asked.values()) if (key === serverKey) return true;
+  return false;
+}
