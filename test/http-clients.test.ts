@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createLogger } from '@httpgw/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './support/cluster.js';
+import { parseHeaders } from './support/curl-headers.js';
 
 // curl, wget and aria2c against a gateway and three file servers over loopback (.ci/run installs them).
 
@@ -30,16 +31,6 @@ function run(command: string, args: string[], cwd: string, timeoutMs = 15_000): 
   });
 }
 
-/** Header lines of `curl -D -` output, lower-cased names, the status line first. */
-function parseHeaders(raw: string): { status: number; headers: Map<string, string> } {
-  const lines = raw.trim().split(/\r?\n/);
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return { status: Number(lines[0]?.split(' ')[1]), headers };
-}
 
 describe('real clients', () => {
   let cluster: Cluster;

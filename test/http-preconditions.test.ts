@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, startCluster, writeFiles, type Cluster } from './support/cluster.js';
 import { run } from './support/processes.js';
+import { parseHeaders } from './support/curl-headers.js';
 
 // If-Match, If-Unmodified-Since and multipart/byteranges with real curl, against a gateway and three
 // file servers over loopback.
@@ -11,16 +12,6 @@ const CHUNK = 16 * 1024;
 const FILE = 'data.bin';
 const SIZE = 100_000;
 
-/** Header lines of `curl -D -` output, lower-cased names, the status line first. */
-function parseHeaders(raw: string): { status: number; headers: Map<string, string> } {
-  const lines = raw.trim().split(/\r?\n/);
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return { status: Number(lines[0]?.split(' ')[1]), headers };
-}
 
 /** The parts of a multipart/byteranges body: each one's headers (lower-case names) and bytes. */
 function parseMultipart(contentType: string, raw: Buffer): Array<{ headers: Map<string, string>; body: Buffer }> {
