@@ -2,7 +2,7 @@ import { fstatSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DEFAULT_CHUNK_SIZE, MD5_BYTES, type EntryKind, type ListEntry } from '@httpgw/protocol';
 import { DigestPendingError, NotFoundError, StaleVersionError } from './errors.js';
-import { identityOf } from './identity.js';
+import { identityOf, isSameFile } from './identity.js';
 import { Listings } from './listings.js';
 import { Manifests, type Manifest } from './manifests.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
@@ -118,7 +118,7 @@ export class FileStore {
       filled += bytesRead;
     }
     // After the read, not before: a write that landed in these bytes has already moved mtime and ctime.
-    if (identityOf(fstatSync(file.handle.fd, { bigint: true })).key !== file.identity.key) throw this.changed(path, file, 'changed while being read');
+    if (!isSameFile(fstatSync(file.handle.fd, { bigint: true }), file.identity)) throw this.changed(path, file, 'changed while being read');
     const at = index * MD5_BYTES;
     return { data, hasNext: offset + data.length < size, md5: manifest.digests.subarray(at, at + MD5_BYTES) };
   }

@@ -10,6 +10,8 @@ export interface FileIdentity {
   key: string;
   size: number;
   mtimeMs: number;
+  /** The stats the identity was taken from, for `isSameFile`. */
+  stats: BigIntStats;
 }
 
 export function identityOf(stats: BigIntStats): FileIdentity {
@@ -17,5 +19,12 @@ export function identityOf(stats: BigIntStats): FileIdentity {
     key: `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`,
     size: Number(stats.size),
     mtimeMs: Number(stats.mtimeNs / 1000n) / 1000,
+    stats,
   };
+}
+
+/** Whether `stats` still describe the file of `identity`: the check after every chunk read, so no key is built. */
+export function isSameFile(stats: BigIntStats, identity: FileIdentity): boolean {
+  const at = identity.stats;
+  return stats.ctimeNs === at.ctimeNs && stats.mtimeNs === at.mtimeNs && stats.size === at.size && stats.ino === at.ino && stats.dev === at.dev;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { MD5_BYTES, chunkDigest } from '@httpgw/protocol';
 import { LRUCache } from 'lru-cache';
-import { identityOf, type FileIdentity } from './identity.js';
+import { isSameFile, type FileIdentity } from './identity.js';
 import type { OpenFile } from './open-files.js';
 
 /**
@@ -126,7 +126,7 @@ export class Manifests {
       if (error instanceof FileShrankError) throw this.init.changed(path, file, 'shrank while its digest was computed');
       throw error;
     }
-    if (identityOf(await file.handle.stat({ bigint: true })).key !== file.identity.key) throw this.init.changed(path, file, 'changed while its digest was computed');
+    if (!isSameFile(await file.handle.stat({ bigint: true }), file.identity)) throw this.init.changed(path, file, 'changed while its digest was computed');
     this.init.counters.digestsComputed += manifest.digests.length / MD5_BYTES;
     return manifest;
   }

@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { NotFoundError, UnreadableError, isErrno } from './errors.js';
-import { identityOf, type FileIdentity } from './identity.js';
+import { identityOf, isSameFile, type FileIdentity } from './identity.js';
 import type { PathGuard } from './path-guard.js';
 
 /** How long a handle dropped from the cache stays open, so reads already holding it finish first. */
@@ -111,7 +111,7 @@ export class OpenFiles {
   /** The path may now name another file (replaced, renamed, rewritten): reopen when it does. */
   private async revalidate(path: string, file: OpenFile): Promise<OpenFile> {
     const current = await stat(await this.guard.resolve(path), { bigint: true });
-    if (identityOf(current).key === file.identity.key) {
+    if (isSameFile(current, file.identity)) {
       file.checkedAt = this.now();
       return file;
     }
