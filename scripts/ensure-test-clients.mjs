@@ -1,17 +1,30 @@
-// The integration tests drive real HTTP clients. Install the missing ones from Debian packages when
-// we can (root with apt-get), otherwise say exactly what to run.
+// The integration tests drive real tools: HTTP clients (curl, wget, aria2c) and real infrastructure
+// (Prometheus, HAProxy, headless Chromium, systemd-analyze). Install the missing ones from Debian
+// packages when we can (root with apt-get), otherwise say exactly what to run.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const clients = { curl: 'curl', wget: 'wget', aria2c: 'aria2' };
+/** Command the tests run -> Debian package that provides it. */
+const tools = {
+  curl: 'curl',
+  wget: 'wget',
+  aria2c: 'aria2',
+  prometheus: 'prometheus',
+  haproxy: 'haproxy',
+  chromium: 'chromium',
+  'systemd-analyze': 'systemd',
+};
 const has = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-const missing = Object.entries(clients).filter(([tool]) => !has(tool)).map(([, pkg]) => pkg);
+const missing = [...new Set(Object.entries(tools).filter(([tool]) => !has(tool)).map(([, pkg]) => pkg))];
 if (missing.length > 0) {
   const isRoot = process.getuid?.() === 0;
   if (!isRoot || !has('apt-get')) {
     console.error(`The tests need ${missing.join(', ')}. Install them, e.g.: sudo apt-get install -y ${missing.join(' ')}`);
     process.exit(1);
   }
-  console.error(`Installing test clients: ${missing.join(' ')}`);
+  console.error(`Installing test tools: ${missing.join(' ')}`);
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
