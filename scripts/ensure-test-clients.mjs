@@ -3,18 +3,18 @@
 // packages when we can (root with apt-get), otherwise say exactly what to run.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-/** Command the tests run -> Debian package that provides it. */
+/** Command the tests run -> Debian package(s) that provide it. */
 const tools = {
   curl: 'curl',
   wget: 'wget',
   aria2c: 'aria2',
   prometheus: 'prometheus',
   haproxy: 'haproxy',
-  chromium: 'chromium',
+  chromium: ['chromium', 'fonts-liberation'], // fonts: the dashboard screenshot shows text
   'systemd-analyze': 'systemd',
 };
 const has = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-const missing = [...new Set(Object.entries(tools).filter(([tool]) => !has(tool)).map(([, pkg]) => pkg))];
+const missing = [...new Set(Object.entries(tools).filter(([tool]) => !has(tool)).flatMap(([, pkgs]) => pkgs))];
 if (missing.length > 0) {
   const isRoot = process.getuid?.() === 0;
   if (!isRoot || !has('apt-get')) {
