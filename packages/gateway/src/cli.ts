@@ -1,7 +1,7 @@
 import yargs from 'yargs';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
-import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, formatByteSize, parseByteSize, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
+import { DEFAULT_CHUNK_SIZE, createGateway, defaultCacheBytes } from './gateway.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from './http/limits.js';
 import { defaultReadAheadBudgetBytes } from './transfer/read-ahead-budget.js';
 
@@ -23,7 +23,16 @@ function parser(argv: string[]) {
     })
     .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
     .option('md5-worker', { type: 'boolean', default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' })
-    .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
+    .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again: how long a cached version is served without asking whether it still is the current one' })
+    .option('cache-size', {
+      type: 'string',
+      defaultDescription: `1/16 of memory, 64 MiB..2 GiB: ${formatByteSize(defaultCacheBytes())} here`,
+      describe: 'bytes of file chunks cached in memory, e.g. 512MiB; 0 turns the memory cache off',
+    })
+    .option('cache-dir', { type: 'string', describe: 'directory for a cache on disk that survives restarts (off without one)' })
+    .option('cache-dir-size', { type: 'string', default: '10GiB', describe: 'bytes the disk cache may hold' })
+    .option('serve-stale', { type: 'boolean', default: true, describe: 'serve a fully cached file when no server holding it answers (--no-serve-stale: 503)' })
+    .option('stale-max-age', { type: 'number', default: 86_400, describe: 'seconds since the servers last reported a version beyond which it is not served stale' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); only servers with it are admitted' })
     .option('max-servers', { type: 'number', default: 1_024, describe: 'file servers registered at most; more are refused' })
     .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from one source; the excess is dropped' })
@@ -41,6 +50,7 @@ function parser(argv: string[]) {
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
     .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
     .example('$0 --chunk-size 1200', 'MTU-safe chunks for networks that drop IP fragments')
+    .example('$0 --cache-size 2GiB --cache-dir /var/cache/httpgw', 'hot files from memory, and a disk cache that survives restarts')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0', 'authenticated: only file servers with the same secret are admitted')
     .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
     .strict()
@@ -62,6 +72,9 @@ function checkArgs(args: Args): string | undefined {
   if (args.readAheadBudget !== undefined && !(Number.isSafeInteger(args.readAheadBudget) && args.readAheadBudget >= args.chunkSize * 2)) return '--read-ahead-budget must be an integer of at least two chunks';
   if (!(args.stallTimeout > 0)) return '--stall-timeout must be positive';
   if (!(args.metaCache >= 0)) return '--meta-cache must be 0 or more';
+  if (args.cacheSize !== undefined && parseByteSize(args.cacheSize) === undefined) return '--cache-size must be a size in bytes, e.g. 536870912 or 512MiB';
+  if (parseByteSize(args.cacheDirSize) === undefined) return '--cache-dir-size must be a size in bytes, e.g. 10GiB';
+  if (!(args.staleMaxAge >= 0)) return '--stale-max-age must be 0 or more';
   for (const [flag, value] of Object.entries(limitFlags(args))) if (!isInt(value, 1, Number.MAX_SAFE_INTEGER)) return `--${flag} must be a positive integer`;
   if (args.requestTimeout < args.headersTimeout) return '--request-timeout must be at least --headers-timeout';
   return undefined;
@@ -105,6 +118,13 @@ export async function main(argv: string[]): Promise<number> {
       stallTimeoutMs: args.stallTimeout,
       metaCacheMs: args.metaCache,
       md5Worker: args.md5Worker,
+      cache: {
+        memoryBytes: args.cacheSize !== undefined ? parseByteSize(args.cacheSize)! : defaultCacheBytes(),
+        ...(args.cacheDir !== undefined ? { dir: args.cacheDir } : {}),
+        dirBytes: parseByteSize(args.cacheDirSize)!,
+        serveStale: args.serveStale,
+        staleMaxAgeMs: args.staleMaxAge * 1_000,
+      },
       pool: { maxServers: args.maxServers },
       maxDatagramRate: args.maxDatagramRate,
       limits: {
@@ -124,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     // `kill -USR2 PID`: one line with the read-ahead budget's figures and the memory they cost.
     const logStats = () => {
-      const { readAhead, transfers } = gateway.stats();
+      const { readAhead, transfers, cache } = gateway.stats();
       const memory = process.memoryUsage();
       logger.info('stats', {
         transfers: transfers.active,
@@ -134,6 +154,15 @@ export async function main(argv: string[]): Promise<number> {
         readAheadWaits: readAhead.waits,
         readAheadWaiting: readAhead.waiting,
         collections: readAhead.collections,
+        cacheHits: cache.hits,
+        cacheMisses: cache.misses,
+        cacheStale: cache.stale,
+        cacheCollapsed: cache.collapsed,
+        cacheMemoryBytes: cache.memory?.bytes,
+        cacheMemoryEvictions: cache.memory?.evictions,
+        cacheDiskBytes: cache.disk?.bytes,
+        cacheDiskEvictions: cache.disk?.evictions,
+        cacheDiskCorrupt: cache.disk?.corrupt,
         rss: memory.rss,
         heapUsed: memory.heapUsed,
         arrayBuffers: memory.arrayBuffers,

@@ -3,13 +3,15 @@ import type { AddressInfo } from 'node:net';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, type FrameKey } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, silentLogger, type Logger, DatagramEndpoint, type DatagramCounters } from '@httpgw/runtime';
 import { AnswerQueue } from './transfer/answer-queue.js';
+import { ChunkCache, type CacheStats } from './cache/chunk-cache.js';
+import { DiskTier } from './cache/disk-tier.js';
 import { BufferCollector } from './transfer/buffer-collector.js';
 import { FileLookup } from './lookup/file-lookup.js';
 import { createHttpApp } from './http/http-app.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './http/limits.js';
 import { DirectoryLister } from './lookup/directory-lister.js';
 import { createListingRoute } from './http/listing-route.js';
-import { defaultReadAheadBudgetBytes, type ReadAheadBudgetStats } from './transfer/read-ahead-budget.js';
+import { defaultReadAheadBudgetBytes, machineMemory, type ReadAheadBudgetStats } from './transfer/read-ahead-budget.js';
 import { Registrar } from './pool/registrar.js';
 import { RequestTracker, type RequestCounters } from './udp/request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './pool/server-pool.js';
@@ -49,7 +51,26 @@ export interface GatewayInit {
   maxDatagramRate?: number;
   /** Check chunk MD5s on a worker thread (default true), off the thread that serves HTTP. */
   md5Worker?: boolean;
+  /** The chunk cache (see cache/). Default: in memory, sized to the machine (defaultCacheBytes). */
+  cache?: CacheInit;
   logger?: Logger;
+}
+
+export interface CacheInit {
+  /** Bytes of chunks kept in memory; 0: none (concurrent downloads still share fetches). */
+  memoryBytes?: number;
+  /** A directory for the disk tier (off without one), and its bound in bytes. */
+  dir?: string;
+  dirBytes?: number;
+  /** Serve a fully cached version when no server holding it answers (default true), if validated at most `staleMaxAgeMs` ago. */
+  serveStale?: boolean;
+  staleMaxAgeMs?: number;
+}
+
+/** Default memory for the cache: 1/16 of the machine's (or container's) memory, 64 MiB..2 GiB. */
+export function defaultCacheBytes(): number {
+  const mib = 1024 * 1024;
+  return Math.min(2048 * mib, Math.max(64 * mib, Math.floor(machineMemory() / 16 / mib) * mib));
 }
 
 export interface GatewayStats {
@@ -65,6 +86,7 @@ export interface GatewayStats {
   /** Chunk MD5s checked on the main thread and on the worker thread. */
   md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
+  cache: CacheStats;
   servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
 }
 
@@ -129,7 +151,17 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   const requests = tracker;
   pool.removed.add((server) => requests.dropServer(server));
 
-  const lookup = new FileLookup({ pool, tracker, logger, chunkSize, cacheMs: init.metaCacheMs ?? 1_000 });
+  const cacheInit = init.cache ?? {};
+  const disk = cacheInit.dir ? await DiskTier.open({ dir: cacheInit.dir, maxBytes: cacheInit.dirBytes ?? 10 * 1024 ** 3, logger: logger.child('cache') }) : undefined;
+  const cache = new ChunkCache({
+    chunkSize,
+    memoryBytes: cacheInit.memoryBytes ?? defaultCacheBytes(),
+    ...(disk ? { disk } : {}),
+    serveStale: cacheInit.serveStale ?? true,
+    staleMaxAgeMs: cacheInit.staleMaxAgeMs ?? 24 * 3_600_000,
+    logger: logger.child('cache'),
+  });
+  const lookup = new FileLookup({ pool, tracker, logger, chunkSize, cacheMs: init.metaCacheMs ?? 1_000, onVersion: (file) => cache.validated(file, file.checkedAt) });
   const transfers = new Transfers(
     {
       chunkSize,
@@ -137,6 +169,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       readAheadBudgetBytes: init.readAheadBudgetBytes ?? defaultReadAheadBudgetBytes(),
       stallTimeoutMs: init.stallTimeoutMs ?? 10_000,
       hedging: init.hedging ?? true,
+      cache,
     },
     pool,
     tracker,
@@ -144,13 +177,26 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   );
   const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget });
   const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
-  const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
+  const staleVersion = async (path: string, answered: readonly string[]) => {
+    const record = await cache.staleVersion(path, answered);
+    if (!record) return undefined;
+    cache.counters.stale++;
+    logger.warn('no server holding the file answered: serving it from the cache', { path, version: record.version, ageS: Math.round((Date.now() - record.validatedAt) / 1000) });
+    return { path, size: record.size, mtimeMs: record.mtimeMs, version: record.version, servers: [], checkedAt: record.validatedAt };
+  };
+  const app = createHttpApp({ lookup, transfers, staleVersion, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
   http.on('request', guard.admit(app.callback()));
 
   const httpAddress = { address, port: httpPort };
   let stopping: Promise<void> | undefined;
   const udpAddress = udp.address;
-  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, readAheadBudget: transfers.budget.limitBytes, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
+  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, {
+    chunkSize,
+    readAheadBudget: transfers.budget.limitBytes,
+    cache: cache.memory?.maxBytes ?? 0,
+    cacheDir: cacheInit.dir,
+    auth: codec.authenticated ? 'hmac-sha256' : 'off',
+  });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
 
   return {
@@ -164,6 +210,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       readAhead: { ...transfers.budget.stats, collections: collector?.collections ?? 0 },
       udp: { ...udp.counters },
       md5: { ...answers.counters },
+      cache: cache.stats(),
       limits: { ...guard.counters, transfersInProgress: guard.transfersInProgress, connectionsOpen: guard.connectionsOpen },
       servers: pool.list().map((server) => ({
         key: server.key,
@@ -197,6 +244,8 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         answers.close();
         pool.close();
         await udp.close();
+        // Writes already queued finish: what the cache has on disk is whole.
+        await disk?.close();
         logger.info('stopped');
       })();
       return stopping;

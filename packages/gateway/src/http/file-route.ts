@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { ParameterizedContext } from 'koa';
 import parseRange from 'range-parser';
-import type { ChunkFetcher } from '../transfer/chunk-fetcher.js';
+import type { CacheOutcome, TransferView } from '../transfer/transfers.js';
 import { freeChunk } from '../transfer/chunk-memory.js';
 import { GatewayError } from '../errors.js';
 import type { FileLookup, FileVersion } from '../lookup/file-lookup.js';
@@ -17,7 +17,7 @@ export interface GatewayState {
 }
 
 /** What the access log reads of a transfer, and what a writer waiting for the client to drain watches. */
-export type TransferProgress = Pick<ChunkFetcher, 'bytesDelivered' | 'serversUsed'> & Partial<Pick<ChunkFetcher, 'failed'>>;
+export type TransferProgress = Pick<TransferView, 'bytesDelivered' | 'serversUsed' | 'failed' | 'cacheOutcome'>;
 
 /** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
@@ -25,7 +25,32 @@ export interface FileRouteDeps {
   transfers: {
     /** `signal`: aborted when the client leaves, which ends the transfer. */
     fetch(file: FileVersion, firstByte: number, lastByte: number, signal: AbortSignal): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
+    /** How the cache would take part in sending these bytes (a HEAD's Cache-Status); undefined without a cache. */
+    cacheOutcome?(file: FileVersion, firstByte: number, lastByte: number): CacheOutcome | undefined;
   };
+  /**
+   * A fully cached version of `path` to serve although no server holding it answered (`answered`:
+   * the servers that said they lack it); undefined when there is none or serving stale is off.
+   */
+  staleVersion?(path: string, answered: readonly string[]): Promise<FileVersion | undefined>;
+}
+
+/** The name this cache goes by in Cache-Status (RFC 9211). */
+const CACHE_NAME = 'httpgw';
+
+/** RFC 9211 Cache-Status for an outcome; `stale`: served stale because no server answered. */
+export function cacheStatusOf(outcome: CacheOutcome, stale = false): string {
+  if (stale) return `${CACHE_NAME}; fwd=stale; detail=servers-unavailable`;
+  if (outcome === 'hit') return `${CACHE_NAME}; hit`;
+  if (outcome === 'collapsed') return `${CACHE_NAME}; fwd=miss; stored; collapsed`;
+  return `${CACHE_NAME}; fwd=${outcome}; stored`;
+}
+
+/** Cache-Status, and Age for what comes from the cache (seconds since servers last reported the version). */
+function setCacheHeaders(ctx: GatewayContext, file: FileVersion, outcome: CacheOutcome | undefined, stale: boolean): void {
+  if (!outcome) return;
+  ctx.set('Cache-Status', cacheStatusOf(outcome, stale));
+  if ((outcome === 'hit' || stale) && file.checkedAt !== undefined) ctx.set('Age', String(Math.max(0, Math.floor((Date.now() - file.checkedAt) / 1000))));
 }
 
 export interface RangeHeaders {
@@ -167,18 +192,22 @@ function setRepresentationHeaders(ctx: GatewayContext, file: FileVersion): boole
   return false;
 }
 
-/** Serves one file version: headers, conditional and range handling, then the streamed body. */
-export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: FileRouteDeps): Promise<void> {
-  if (setRepresentationHeaders(ctx, file)) return;
+/** Serves one file version: headers, conditional and range handling, then the streamed body. `stale`: from the cache, no server answered. */
+export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: FileRouteDeps, stale = false): Promise<void> {
+  if (setRepresentationHeaders(ctx, file)) {
+    setCacheHeaders(ctx, file, deps.transfers.cacheOutcome?.(file, 0, file.size - 1), stale);
+    return;
+  }
   const partType = String(ctx.response.get('Content-Type'));
   const range = chooseRange({ range: ctx.get('Range'), ifRange: ctx.get('If-Range') }, file, partType);
   // `Content-Range: bytes */SIZE` tells `wget -c` and `curl -C -` that a complete file is complete.
   if (range.status === 416) ctx.throw(416, 'range not satisfiable', { headers: { 'Content-Range': `bytes */${file.size}` } });
-  if ('parts' in range) return serveParts(ctx, file, range.parts, partType, deps);
+  if ('parts' in range) return serveParts(ctx, file, range.parts, partType, deps, stale);
   ctx.status = range.status;
   if (range.status === 206) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`);
   const length = range.end - range.start + 1;
   if (ctx.method === 'HEAD' || length === 0) {
+    setCacheHeaders(ctx, file, deps.transfers.cacheOutcome?.(file, range.start, range.end), stale);
     ctx.length = length;
     if (length === 0) ctx.body = Buffer.alloc(0);
     return;
@@ -188,6 +217,7 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
   // servers is still an honest error status here, not a cut connection.
   const first = await chunks.next();
   ctx.state.fetcher = fetcher;
+  setCacheHeaders(ctx, file, fetcher.cacheOutcome, stale);
   ctx.length = length;
   // The body goes to the socket from here, not through koa: its stream pipeline costs an
   // AbortController, a DOMException and several listeners per response, a third of a small file's cost.
@@ -229,6 +259,13 @@ class PartTransfers implements TransferProgress {
     return new Set(this.fetchers.flatMap((fetcher) => [...fetcher.serversUsed]));
   }
 
+  /** A hit only if every part was one. */
+  get cacheOutcome(): CacheOutcome | undefined {
+    const outcomes = new Set(this.fetchers.map((fetcher) => fetcher.cacheOutcome));
+    if (outcomes.has(undefined)) return undefined;
+    return outcomes.size === 1 ? [...outcomes][0] : 'partial';
+  }
+
   /** The part being fetched. */
   get current(): TransferProgress | undefined {
     return this.fetchers.at(-1);
@@ -248,7 +285,7 @@ class PartTransfers implements TransferProgress {
  * Content-Type and its Content-Range, the exact Content-Length computed beforehand. As with one
  * range, the first part's first chunk is awaited before the status line goes out.
  */
-async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRange[], partType: string, deps: FileRouteDeps): Promise<void> {
+async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRange[], partType: string, deps: FileRouteDeps, stale: boolean): Promise<void> {
   const boundary = randomBytes(BOUNDARY_BYTES).toString('hex');
   const { heads, tail, length } = multipartLayout(ranges, file.size, partType, boundary);
   ctx.status = 206;
@@ -261,6 +298,8 @@ async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRa
   const chunks = transfers.open(ranges[0]!)!;
   const first = await chunks.next();
   ctx.state.fetcher = transfers;
+  // The first part's outcome: the others are fetched later, after the headers.
+  setCacheHeaders(ctx, file, transfers.current?.cacheOutcome, stale);
   ctx.length = length;
   ctx.respond = false;
   const parts = ranges.map((range, index) => ({ ...range, head: heads[index]! }));
@@ -351,8 +390,15 @@ function drained(res: ServerResponse, failed?: AbortSignal): Promise<void> {
 export async function serveFilePath(ctx: GatewayContext, path: string, deps: FileRouteDeps): Promise<'file' | 'directory'> {
   for (let attempt = 1; ; attempt++) {
     const found = await deps.lookup.lookup(path);
-    if (found.kind === 'no-servers') throw new GatewayError('GW_ERR_NO_SERVERS');
-    if (found.kind === 'none') throw new GatewayError('GW_ERR_NOT_FOUND');
+    if (found.kind === 'no-servers' || found.kind === 'none') {
+      // No server holding the file answered: a fully cached copy is better than an error.
+      const stale = await deps.staleVersion?.(path, found.kind === 'none' ? (found.answered ?? []) : []);
+      if (stale) {
+        await serveFile(ctx, stale, deps, true);
+        return 'file';
+      }
+      throw new GatewayError(found.kind === 'none' ? 'GW_ERR_NOT_FOUND' : 'GW_ERR_NO_SERVERS');
+    }
     if (found.kind === 'unreadable') throw new GatewayError('GW_ERR_UNREADABLE');
     if (found.kind === 'directory') return 'directory';
     try {

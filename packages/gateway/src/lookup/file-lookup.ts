@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MetaPacket } from '@httpgw/protocol';
 import type { Logger } from '@httpgw/runtime';
 import { LRUCache } from 'lru-cache';
+import PQueue from 'p-queue';
 import { ask } from '../udp/ask.js';
 import type { RequestTracker } from '../udp/request-tracker.js';
 import type { PoolServer, ServerPool } from '../pool/server-pool.js';
@@ -13,13 +14,16 @@ export interface FileVersion {
   mtimeMs: number;
   version: string;
   servers: string[];
+  /** When servers reported this version (ms since the epoch): a cached response's age counts from it. */
+  checkedAt?: number;
 }
 
 export type LookupResult =
   | { kind: 'file'; file: FileVersion }
   | { kind: 'directory'; servers: string[]; mtimeMs: number }
   | { kind: 'unreadable' }
-  | { kind: 'none' }
+  /** `answered`: the servers that said they do not have it. */
+  | { kind: 'none'; answered?: string[] }
   | { kind: 'no-servers' };
 
 export interface FileLookupInit {
@@ -38,8 +42,17 @@ export interface FileLookupInit {
   graceMs?: number;
   /** A server still computing a file's digest (`busy`) is asked again until this long after the lookup began. */
   busyDeadlineMs?: number;
+  /** Told of every version a lookup decides on (the cache drops chunks of a file's older versions). */
+  onVersion?: (file: FileVersion) => void;
   now?: () => number;
 }
+
+/**
+ * Metadata requests in flight at most, all lookups together: a burst of lookups over a large pool
+ * queues rather than sending thousands of datagrams at once (and overflowing the receive buffer
+ * with the answers). A lookup decided early drops its queued asks.
+ */
+export const LOOKUP_FAN_OUT = 256;
 
 type ServerAnswer = { server: PoolServer; meta: MetaPacket } | { server: PoolServer; unreadable: true };
 
@@ -54,6 +67,7 @@ export class FileLookup {
   private readonly inProgress = new Map<string, Promise<LookupResult>>();
   private readonly init: FileLookupInit;
   private readonly now: () => number;
+  private readonly fanOut = new PQueue({ concurrency: LOOKUP_FAN_OUT });
 
   constructor(init: FileLookupInit) {
     this.init = init;
@@ -102,7 +116,8 @@ export class FileLookup {
         resolve(this.decide(path, answers));
       };
       for (const server of servers) {
-        void this.askServer(server, path, startedAt, stopAsking.signal).then((answer) => {
+        const asked = this.fanOut.add(() => this.askServer(server, path, startedAt, stopAsking.signal), { signal: stopAsking.signal });
+        void asked.catch(() => undefined).then((answer) => {
           waitingFor.delete(server);
           if (answer) answers.push(answer);
           if (waitingFor.size === 0) return decide();
@@ -139,7 +154,11 @@ export class FileLookup {
     if (answers.length === 0) return { kind: 'no-servers' };
     const metas = answers.filter((answer): answer is { server: PoolServer; meta: MetaPacket } => 'meta' in answer);
     const files = metas.filter(({ meta }) => meta.kind === 'file');
-    if (files.length > 0) return { kind: 'file', file: this.chooseVersion(path, files) };
+    if (files.length > 0) {
+      const file = this.chooseVersion(path, files);
+      this.init.onVersion?.(file);
+      return { kind: 'file', file };
+    }
     if (metas.length < answers.length) {
       this.init.logger.warn('file exists but its servers cannot read it', { path, servers: answers.length - metas.length });
       return { kind: 'unreadable' };
@@ -148,7 +167,7 @@ export class FileLookup {
     if (directories.length > 0) {
       return { kind: 'directory', servers: directories.map(({ server }) => server.key), mtimeMs: Math.max(...directories.map(({ meta }) => meta.mtimeMs)) };
     }
-    return { kind: 'none' };
+    return { kind: 'none', answered: metas.map(({ server }) => server.key) };
   }
 
   private chooseVersion(path: string, files: Array<{ server: PoolServer; meta: MetaPacket }>): FileVersion {
@@ -159,7 +178,7 @@ export class FileLookup {
       const key = `${meta.version}|${meta.size}`;
       let entry = versions.get(key);
       if (!entry) {
-        entry = { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [] };
+        entry = { path, size: meta.size, mtimeMs: meta.mtimeMs, version: meta.version, servers: [], checkedAt: Date.now() };
         versions.set(key, entry);
       }
       // Copies of the same bytes may carry other times: the newest stands for them all.

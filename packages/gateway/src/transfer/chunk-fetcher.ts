@@ -1,6 +1,8 @@
 import { chunkDigestMatches, type Packet } from '@httpgw/protocol';
 import { GatewayError, type GatewayErrorCode } from '../errors.js';
 import { markFreeable } from './chunk-memory.js';
+import type { ChunkCache } from '../cache/chunk-cache.js';
+import type { CacheOutcome } from './transfers.js';
 import type { ChunkRange } from './chunk-range.js';
 import { resolveFetcherInit, type ChunkFetcherInit, type FetcherOptions } from './fetcher-init.js';
 import { planHedges, type Outstanding } from './hedge-plan.js';
@@ -14,6 +16,9 @@ export type { ChunkFetcherInit } from './fetcher-init.js';
 
 export interface TransferStats {
   requests: number;
+  /** Chunks taken from the cache's memory, and chunks another transfer's fetch brought. */
+  cachedChunks: number;
+  sharedChunks: number;
   retransmissions: number;
   hedges: number;
   badChunks: number;
@@ -40,7 +45,9 @@ const FAILURE_OF: Record<DropReason, GatewayErrorCode> = {
 export class ChunkFetcher {
   readonly serversUsed = new Set<string>();
   bytesDelivered = 0;
-  readonly stats: TransferStats = { requests: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
+  /** How the cache took part (set by Transfers when there is one): for Cache-Status and the log. */
+  cacheOutcome: CacheOutcome | undefined;
+  readonly stats: TransferStats = { requests: 0, cachedChunks: 0, sharedChunks: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
   private readonly init: FetcherOptions;
   private readonly range: ChunkRange;
   private readonly sources: SourceChoice;
@@ -70,6 +77,14 @@ export class ChunkFetcher {
   private finished = false;
   private cancelled = false;
 
+  private readonly cache: ChunkCache | undefined;
+  /** The cache keys of this version's chunks: this prefix and the chunk's number. */
+  private readonly keyPrefix: string;
+  /** Chunks this transfer claimed in the cache's shared fetches (others may wait for them). */
+  private readonly claimed = new Set<number>();
+  /** Chunks another transfer is fetching for this one too, and since when this one waits. */
+  private readonly joined = new Map<number, number>();
+
   /** This transfer's part of the gateway's read-ahead budget: chunks nextToDeliver..nextNew-1. */
   private readonly readAhead: ReadAheadShare | undefined;
 
@@ -78,6 +93,8 @@ export class ChunkFetcher {
     this.range = this.init.range;
     this.readAhead = this.init.budget?.open(this.pumpWhenRoom);
     this.sources = new SourceChoice(this.init.file.servers, this.init.pool, this.init.roundRobinStart);
+    this.cache = this.init.cache;
+    this.keyPrefix = this.cache?.keyPrefix(this.init.file) ?? '';
     this.nextToDeliver = this.range.firstChunk;
     this.nextNew = this.range.firstChunk;
   }
@@ -125,6 +142,7 @@ export class ChunkFetcher {
       this.init.pool.changed.delete(onPoolChange);
       this.init.pool.stopWaitingForRoom(this.pumpWhenRoom);
       this.readAhead?.close();
+      this.abandonClaims();
       // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.
       this.outstanding.clear();
       this.received.clear();
@@ -169,6 +187,7 @@ export class ChunkFetcher {
     }
     this.pump();
     if (this.init.hedging) this.hedge();
+    if (this.joined.size > 0) this.checkJoined();
   }
 
   /**
@@ -208,9 +227,17 @@ export class ChunkFetcher {
       // transfer held to its minimum still moves. None allowed: queued until budget is released.
       const allowed = this.readAhead ? this.readAhead.affordable(wanted) : wanted;
       if (allowed === 0) return this.readAhead!.waitForBudget();
-      const run = this.sources.forRun(this.nextNew, allowed, allowed < wanted ? Math.min(allowed, remaining) : remaining);
+      if (this.cache && this.fromCache(this.nextNew)) {
+        this.readAhead?.take(1);
+        this.nextNew++;
+        continue;
+      }
+      // A run stops before a chunk the cache has or another transfer is fetching.
+      const limit = this.cache ? this.uncachedRun(this.nextNew, allowed) : allowed;
+      const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.readAhead?.take(run.count);
+      if (this.cache) for (let i = 0; i < run.count; i++) this.claim(this.nextNew + i);
       this.request(this.nextNew, run.count, run.server);
       this.nextNew += run.count;
     }
@@ -285,12 +312,14 @@ export class ChunkFetcher {
 
   private onLost(chunk: number, id: number, server: PoolServer): void {
     this.forgetRequest(chunk, id);
+    // Ended: this transfer will not ask again, so whoever waits for the chunk asks for itself.
+    if (this.finished) return this.abandon(chunk);
     this.requeue(chunk, server.key);
   }
 
   private onAnswer(chunk: number, id: number, answer: Packet, server: PoolServer, digestOk: boolean | undefined): void {
     this.forgetRequest(chunk, id);
-    if (this.finished) return;
+    if (this.finished) return this.afterEnd(chunk, answer, digestOk);
     if (answer.type === 'error') {
       const why = this.sources.judge(server, answer.code);
       if (why) this.dropCandidate(server, why);
@@ -311,9 +340,92 @@ export class ChunkFetcher {
     // Other copies of this request stay in flight: their server works on them anyway, and their
     // answer or timeout is what the pool learns that server's health and speed from.
     this.outstanding.delete(chunk);
-    this.received.set(chunk, Buffer.from(answer.data.buffer, answer.data.byteOffset, answer.data.length));
+    const data = Buffer.from(answer.data.buffer, answer.data.byteOffset, answer.data.length);
+    if (this.cache) this.share(chunk, data);
+    this.received.set(chunk, data);
     if (chunk === this.nextToDeliver) this.wake();
     this.schedulePump();
+  }
+
+  /** An answer after the transfer ended: a good chunk still goes to the cache and to whoever waits for it. */
+  private afterEnd(chunk: number, answer: Packet, digestOk: boolean | undefined): void {
+    if (!this.claimed.has(chunk)) return;
+    if (answer.type === 'chunk' && answer.chunk === chunk && this.range.fits(chunk, answer.data, answer.hasNext) && (digestOk ?? chunkDigestMatches(answer.data, answer.md5))) {
+      this.share(chunk, Buffer.from(answer.data.buffer, answer.data.byteOffset, answer.data.length));
+    } else this.abandon(chunk);
+  }
+
+  /** A chunk checked good: offered to the cache, handed to the transfers waiting for it. */
+  private share(chunk: number, data: Buffer): void {
+    const key = this.keyPrefix + chunk;
+    this.cache!.store(key, data);
+    this.cache!.shared.publish(key, data);
+    this.claimed.delete(chunk);
+  }
+
+  /** Takes chunk `chunk` from the cache's memory, or joins another transfer's fetch of it; false: neither. */
+  private fromCache(chunk: number): boolean {
+    const key = this.keyPrefix + chunk;
+    const data = this.cache!.fromMemory(key);
+    if (data) {
+      this.stats.cachedChunks++;
+      this.received.set(chunk, data);
+      if (chunk === this.nextToDeliver) this.wake();
+      return true;
+    }
+    const joined = this.cache!.shared.join(key, (shared) => this.onShared(chunk, shared));
+    if (joined) this.joined.set(chunk, this.init.now());
+    return joined;
+  }
+
+  /** Another transfer's fetch of `chunk` ended: with its data, or without (ask for it here). */
+  private onShared(chunk: number, data: Buffer | undefined): void {
+    if (!this.joined.delete(chunk) || this.finished) return;
+    if (!data) return this.requeue(chunk, undefined);
+    this.stats.sharedChunks++;
+    this.received.set(chunk, data);
+    if (chunk === this.nextToDeliver) this.wake();
+    this.schedulePump();
+  }
+
+  /** How many chunks from `first` on (at most `most`) are neither in the cache's memory nor fetched by another transfer. */
+  private uncachedRun(first: number, most: number): number {
+    let count = 1;
+    while (count < most) {
+      const key = this.keyPrefix + (first + count);
+      if (this.cache!.memory?.has(key) || this.cache!.shared.isInFlight(key)) break;
+      count++;
+    }
+    return count;
+  }
+
+  private claim(chunk: number): void {
+    this.claimed.add(chunk);
+    this.cache!.shared.claim(this.keyPrefix + chunk, this);
+  }
+
+  private abandon(chunk: number): void {
+    if (!this.claimed.delete(chunk)) return;
+    this.cache?.shared.abandon(this.keyPrefix + chunk, this);
+  }
+
+  /** Ended: claims with no request in flight are given up now (those in flight are given up when they end). */
+  private abandonClaims(): void {
+    for (const chunk of this.claimed) if (!this.outstanding.has(chunk)) this.abandon(chunk);
+    for (const chunk of this.joined.keys()) this.joined.delete(chunk);
+  }
+
+  /**
+   * A chunk waited for from another transfer's fetch that is long overdue (that transfer's request
+   * went astray, its server left): asked for here too, whichever comes first is used.
+   */
+  private checkJoined(): void {
+    const overdue = this.init.now() - Math.max(1_000, 4 * this.sources.bestRttMs());
+    for (const [chunk, since] of this.joined) {
+      if (since > overdue) continue;
+      this.joined.delete(chunk);
+      this.requeue(chunk, undefined);
+    }
   }
 
   /**

@@ -20,12 +20,22 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 const MAX_FRAME_OVERHEAD = 1_024;
 
 const freeable = new WeakSet<ArrayBuffer>();
+/** Buffers others hold on to (the cache, transfers sharing one fetch): never freed by hand. */
+const kept = new WeakSet<ArrayBuffer>();
 let sink: MessagePort | undefined;
 
 /** Marks `chunk` as the only user of its ArrayBuffer, if it is (see above): `freeChunk` may then free it. */
 export function markFreeable(chunk: Uint8Array): void {
   const { buffer } = chunk;
-  if (buffer instanceof ArrayBuffer && buffer.byteLength <= chunk.length + MAX_FRAME_OVERHEAD) freeable.add(buffer);
+  if (buffer instanceof ArrayBuffer && buffer.byteLength <= chunk.length + MAX_FRAME_OVERHEAD && !kept.has(buffer)) freeable.add(buffer);
+}
+
+/** Marks `chunk` as held by something that outlives its delivery (the cache, another transfer): `freeChunk` leaves it alone. */
+export function keepChunk(chunk: Uint8Array): void {
+  const { buffer } = chunk;
+  if (!(buffer instanceof ArrayBuffer)) return;
+  kept.add(buffer);
+  freeable.delete(buffer);
 }
 
 /** Frees the memory of a chunk `markFreeable` accepted; nothing else. It must not be read again. */

@@ -1,4 +1,5 @@
 import { silentLogger, type Logger } from '@httpgw/runtime';
+import type { ChunkCache } from '../cache/chunk-cache.js';
 import { ChunkRange } from './chunk-range.js';
 import type { FileVersion } from '../lookup/file-lookup.js';
 import { integerOption, positiveOption } from './options.js';
@@ -30,6 +31,11 @@ export interface ChunkFetcherInit {
   ticker?: Ticker;
   /** Where round-robin over the servers starts (Transfers gives each transfer the next one). */
   roundRobinStart?: number;
+  /**
+   * The gateway's chunk cache: chunks in memory are taken from it, chunks another transfer is
+   * fetching are waited for rather than asked again, and chunks fetched are offered to it.
+   */
+  cache?: ChunkCache;
   pool: ServerPool;
   tracker: RequestTracker;
   logger?: Logger;
@@ -37,10 +43,11 @@ export interface ChunkFetcherInit {
 }
 
 /** A ChunkFetcherInit with its defaults filled in and its numbers checked. */
-export interface FetcherOptions extends Required<Omit<ChunkFetcherInit, 'firstByte' | 'lastByte' | 'chunkSize' | 'budget' | 'signal'>> {
+export interface FetcherOptions extends Required<Omit<ChunkFetcherInit, 'firstByte' | 'lastByte' | 'chunkSize' | 'budget' | 'signal' | 'cache'>> {
   range: ChunkRange;
   budget: ReadAheadBudget | undefined;
   signal: AbortSignal | undefined;
+  cache: ChunkCache | undefined;
 }
 
 /** Fills in the defaults and checks the numbers: a RangeError names the first bad one. */
@@ -53,6 +60,7 @@ export function resolveFetcherInit(init: ChunkFetcherInit): FetcherOptions {
     stallTimeoutMs: positiveOption('stallTimeoutMs', init.stallTimeoutMs),
     hedging: init.hedging ?? true,
     signal: init.signal,
+    cache: init.cache,
     ticker: init.ticker ?? new Ticker(),
     roundRobinStart: integerOption('roundRobinStart', init.roundRobinStart ?? 0, 0),
     pool: init.pool,

@@ -34,11 +34,15 @@ const MIB = 1024 * 1024;
  * clients earlier, which buys nothing.
  */
 export function defaultReadAheadBudgetBytes(): number {
-  let memory = totalmem();
-  // The cgroup's limit in a container (experimental in Node 20; a huge number when there is none).
+  return Math.min(1024 * MIB, Math.max(64 * MIB, Math.floor(machineMemory() / 32 / MIB) * MIB));
+}
+
+/** The machine's memory, or the container's (cgroup) limit when that is smaller. */
+export function machineMemory(): number {
+  const memory = totalmem();
+  // Experimental in Node 20; a huge number when there is no limit.
   const constrained = process.constrainedMemory?.();
-  if (constrained !== undefined && constrained > 0 && constrained < memory) memory = constrained;
-  return Math.min(1024 * MIB, Math.max(64 * MIB, Math.floor(memory / 32 / MIB) * MIB));
+  return constrained !== undefined && constrained > 0 && constrained < memory ? constrained : memory;
 }
 
 /**

@@ -1,5 +1,8 @@
 import type { Logger } from '@httpgw/runtime';
+import { CachedProgress, cachedChunks } from '../cache/cached-read.js';
+import type { ChunkCache } from '../cache/chunk-cache.js';
 import { ChunkFetcher } from './chunk-fetcher.js';
+import { ChunkRange } from './chunk-range.js';
 import { GatewayError } from '../errors.js';
 import type { FileVersion } from '../lookup/file-lookup.js';
 import { integerOption, positiveOption } from './options.js';
@@ -16,6 +19,22 @@ export interface TransferSettings {
   readAheadBudgetBytes: number;
   stallTimeoutMs: number;
   hedging: boolean;
+  /** The gateway's chunk cache: hits are served from it, fetches shared through it. */
+  cache?: ChunkCache;
+}
+
+/**
+ * How the cache took part in a response (RFC 9211 Cache-Status): `hit`, every chunk from it;
+ * `partial`, some; `miss`, none; `collapsed`, some came from another transfer's fetch in flight.
+ */
+export type CacheOutcome = 'hit' | 'partial' | 'miss' | 'collapsed';
+
+/** What a response shows of its transfer: bytes, servers, failure, and the cache's part. */
+export interface TransferView {
+  bytesDelivered: number;
+  readonly serversUsed: Set<string>;
+  readonly failed?: AbortSignal | undefined;
+  cacheOutcome?: CacheOutcome;
 }
 
 export interface TransferCounters {
@@ -68,8 +87,40 @@ export class Transfers {
     for (const ending of this.running.values()) ending.abort(this.stopping.signal.reason);
   }
 
+  /**
+   * Bytes `firstByte..lastByte` (inclusive) of one file version, ended early when `signal` aborts:
+   * from the cache when it holds every chunk of them, otherwise fetched (through the cache).
+   */
+  fetch(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal): { fetcher: TransferView; chunks: AsyncGenerator<Buffer, void, undefined> } {
+    const cache = this.settings.cache;
+    if (!cache?.stores) return this.fetchFromServers(file, firstByte, lastByte, signal);
+    const range = new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size);
+    const outcome = this.cacheOutcome(file, firstByte, lastByte)!;
+    if (outcome !== 'hit') {
+      const fetched = this.fetchFromServers(file, firstByte, lastByte, signal);
+      cache.counters.misses++;
+      fetched.fetcher.cacheOutcome = outcome;
+      return fetched;
+    }
+    cache.counters.hits++;
+    const progress = new CachedProgress();
+    const fetchRest = (from: number) => this.fetchFromServers(file, from, lastByte, signal);
+    return { fetcher: progress, chunks: cachedChunks(cache, file, range, progress, fetchRest, signal) };
+  }
+
+  /** How the cache would take part in sending bytes `firstByte..lastByte` now; undefined without a cache. */
+  cacheOutcome(file: FileVersion, firstByte: number, lastByte: number): CacheOutcome | undefined {
+    const cache = this.settings.cache;
+    if (!cache?.stores) return undefined;
+    if (lastByte < firstByte) return 'hit';
+    const range = new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size);
+    const presence = cache.presence(file, range.firstChunk, range.lastChunk);
+    if (presence.missing + presence.inFlight === 0) return 'hit';
+    return presence.inFlight > 0 ? 'collapsed' : presence.memory + presence.disk > 0 ? 'partial' : 'miss';
+  }
+
   /** A fetcher for bytes `firstByte..lastByte` (inclusive) of one file version, ended early when `signal` aborts. */
-  fetch(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
+  private fetchFromServers(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
     const { chunkSize, stallTimeoutMs, hedging } = this.settings;
     // Ended by the client's signal or by stop(). Not AbortSignal.any([signal, stopping.signal]): on
     // Node 20 every signal it makes stays referenced from the gateway's long-lived stop signal
@@ -87,6 +138,7 @@ export class Transfers {
       ticker: this.ticker,
       roundRobinStart: this.nextStart++,
       budget: this.budget,
+      ...(this.settings.cache ? { cache: this.settings.cache } : {}),
       pool: this.pool,
       tracker: this.tracker,
       logger: this.logger,
