@@ -150,9 +150,12 @@ export class ChunkCache {
     return presence;
   }
 
-  /** A chunk in memory, counted as a request for it (the admission filter weighs popularity). */
-  fromMemory(key: string): Buffer | undefined {
-    const data = this.memory?.get(key);
+  /**
+   * A chunk in memory, counted as a request for it (the admission filter weighs popularity) unless
+   * `countRequest` is false: the same transfer asking again after waiting for room is not more demand.
+   */
+  fromMemory(key: string, countRequest = true): Buffer | undefined {
+    const data = countRequest ? this.memory?.get(key) : this.memory?.peek(key);
     if (data) this.counters.memoryBytesServed += data.length;
     return data;
   }

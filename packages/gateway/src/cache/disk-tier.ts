@@ -3,6 +3,7 @@ import { mkdir, opendir, readFile, rename, rm, stat, unlink, writeFile } from 'n
 import { join } from 'node:path';
 import type { Logger } from '@httpgw/runtime';
 import PQueue from 'p-queue';
+import { keepChunk } from '../transfer/chunk-memory.js';
 
 /**
  * An entry on disk: a header, the key it was stored under, the data. The checksum covers key and
@@ -129,6 +130,8 @@ export class DiskTier {
       return;
     }
     this.pendingBytes += data.length;
+    // Written later: the response's writer must not free it meanwhile (chunk-memory.ts).
+    keepChunk(data);
     void this.writes.add(async () => {
       try {
         if (this.closed || this.index.has(name)) return;

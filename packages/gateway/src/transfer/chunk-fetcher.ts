@@ -24,6 +24,9 @@ export interface TransferStats {
   badChunks: number;
 }
 
+/** A chunk waited for from another transfer's fetch is asked for here too after this long. */
+const JOINED_OVERDUE_MS = 3_000;
+
 /** Why the last server holding the version stopped serving it → how the transfer fails. */
 const FAILURE_OF: Record<DropReason, GatewayErrorCode> = {
   stale: 'GW_ERR_FILE_CHANGED',
@@ -80,6 +83,8 @@ export class ChunkFetcher {
   private readonly cache: ChunkCache | undefined;
   /** The cache keys of this version's chunks: this prefix and the chunk's number. */
   private readonly keyPrefix: string;
+  /** The highest chunk counted as asked for in the cache's admission filter. */
+  private countedUpTo = -1;
   /** Chunks this transfer claimed in the cache's shared fetches (others may wait for them). */
   private readonly claimed = new Set<number>();
   /** Chunks another transfer is fetching for this one too, and since when this one waits. */
@@ -366,7 +371,9 @@ export class ChunkFetcher {
   /** Takes chunk `chunk` from the cache's memory, or joins another transfer's fetch of it; false: neither. */
   private fromCache(chunk: number): boolean {
     const key = this.keyPrefix + chunk;
-    const data = this.cache!.fromMemory(key);
+    // Each chunk counts once as asked for, however often the pump comes back to it.
+    const data = this.cache!.fromMemory(key, chunk > this.countedUpTo);
+    this.countedUpTo = Math.max(this.countedUpTo, chunk);
     if (data) {
       this.stats.cachedChunks++;
       this.received.set(chunk, data);
@@ -420,7 +427,8 @@ export class ChunkFetcher {
    * went astray, its server left): asked for here too, whichever comes first is used.
    */
   private checkJoined(): void {
-    const overdue = this.init.now() - Math.max(1_000, 4 * this.sources.bestRttMs());
+    // Rare (an owner publishes or abandons every claim): a safety net, slow enough not to double loads that are merely busy.
+    const overdue = this.init.now() - Math.max(JOINED_OVERDUE_MS, 8 * this.sources.bestRttMs());
     for (const [chunk, since] of this.joined) {
       if (since > overdue) continue;
       this.joined.delete(chunk);
