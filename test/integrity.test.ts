@@ -34,7 +34,9 @@ interface Deployment {
 
 /** A gateway process and one file server process per root, all registered; stopped when the test ends. */
 async function deploy(roots: string[], gatewayArgs: string[] = []): Promise<Deployment> {
-  const gateway = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', '0', ...gatewayArgs]);
+  // The transfer path is the subject: no cache tier unless a test asks for one.
+  const cacheArgs = gatewayArgs.includes('--cache-size') ? [] : ['--cache-size', '0'];
+  const gateway = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', '0', ...cacheArgs, ...gatewayArgs]);
   onTestFinished(async () => {
     await Promise.all(servers.map((server) => server.stop()));
     await gateway.stop();
@@ -150,6 +152,28 @@ describe('a file rewritten in place while it is downloaded', () => {
     expect(other.body.equals(root.files.get('other.bin')!)).toBe(true);
     expect(d.gateway.log()).not.toMatch(/server dropped|lost a file for bad data|banning/);
     expect(d.gateway.log()).toMatch(/server no longer serves the file version .*why=stale/);
+  }, 30_000);
+
+  it('with the cache: the old version is served whole until the metadata expires, then the new one, never a mix', async () => {
+    const root = await tempRoot({ 'cached.bin': 2 * 1024 * 1024 + 77 });
+    const path = join(root.path, 'cached.bin');
+    const d = await deploy([root.path, root.path, root.path], ['--cache-size', '64MiB', '--meta-cache', '300']);
+    const out = join(root.path, 'out');
+    const original = root.files.get('cached.bin')!;
+    for (let i = 0; i < 2; i++) expect((await curl(`${d.base}/cached.bin`, out)).body.equals(original)).toBe(true);
+    // Rewritten while a throttled download is under way: it started as a hit, so it is the old version, whole.
+    const downloading = curl(`${d.base}/cached.bin`, out, ['--limit-rate', '4M']);
+    const after = await rewriteInPlace(path, 1024 * 1024, 8192);
+    const during = await downloading;
+    expect(during.code).toBe(0);
+    expect(during.body.equals(original)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const again = await curl(`${d.base}/cached.bin`, out);
+    expect(again.code).toBe(0);
+    expect(again.body.equals(after)).toBe(true);
+    expect(d.gateway.log()).toMatch(/cached chunks of the old version dropped/);
+    // And from then on, the new version from the cache.
+    expect((await curl(`${d.base}/cached.bin`, out)).body.equals(after)).toBe(true);
   }, 30_000);
 });
 

@@ -51,7 +51,7 @@ describe('the read-ahead budget with hundreds of slow clients', () => {
     await file.truncate(64 * MIB);
     await file.close();
     // All clients come from 127.0.0.1: lift the per-client limits above CLIENTS.
-    gateway = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', '0', '--read-ahead-budget', String(BUDGET), '--max-transfers-per-client', '512', '--max-connections-per-client', '512']);
+    gateway = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', '0', '--read-ahead-budget', String(BUDGET), '--cache-size', '0', '--max-transfers-per-client', '512', '--max-connections-per-client', '512']);
     const [, http, udpPort] = await gateway.waitForLine(/listening http=(\S+) udp=\S+:(\d+)/);
     base = `http://${http}`;
     for (let i = 0; i < 3; i++) servers.push(startProcess('fastfilesrv', ['127.0.0.1', udpPort!, '--root', root.path, '--bind', '127.0.0.1']));

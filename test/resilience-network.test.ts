@@ -17,7 +17,7 @@ const LIMIT_MS = 8_000;
 const root = useRoot({ [FILE]: SIZE });
 
 async function impairedCluster(impairment: ImpairmentInit, seed = 7): Promise<Cluster> {
-  const cluster = await clusterForTest({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20 }, relay: { seed } });
+  const cluster = await clusterForTest({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20, cache: { memoryBytes: 0 } }, relay: { seed } });
   cluster.relay!.setImpairment('toTarget', impairment);
   cluster.relay!.setImpairment('fromTarget', impairment);
   return cluster;

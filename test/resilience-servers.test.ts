@@ -17,7 +17,8 @@ const CHUNK = 8 * 1024;
 const FILE = 'big.bin';
 const SIZE = 4 * 1024 * 1024 + 17;
 const LIMIT_MS = 8_000;
-const GATEWAY = { chunkSize: CHUNK, readAheadBytes: 1 << 20 };
+// The transfer path is the subject: no cache tier (a hit would not ask the servers at all).
+const GATEWAY = { chunkSize: CHUNK, readAheadBytes: 1 << 20, cache: { memoryBytes: 0 } };
 
 const root = useRoot({ [FILE]: SIZE });
 const original = (): Buffer => root.files.get(FILE)!;

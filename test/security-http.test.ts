@@ -48,7 +48,7 @@ beforeAll(async () => {
 afterAll(async () => removeBase?.());
 
 function cluster(gateway: GatewayInit = {}): Promise<Cluster> {
-  return clusterForTest({ root, servers: 1, gateway: { chunkSize: 60 * 1024, ...gateway } });
+  return clusterForTest({ root, servers: 1, gateway: { chunkSize: 60 * 1024, cache: { memoryBytes: 0 }, ...gateway } });
 }
 
 describe('paths at the HTTP layer', () => {

@@ -19,7 +19,8 @@ describe('downloads through a gateway and three file servers', () => {
       'with space & percent%.txt': 'odd characters\n',
       '.secret': 'hidden\n',
     },
-    { gateway: { chunkSize: CHUNK } },
+    // The transfer path is the subject: no cache tier (test/cache.test.ts has the cache).
+    { gateway: { chunkSize: CHUNK, cache: { memoryBytes: 0 } } },
   );
 
   it.each(['empty.bin', 'one.bin', 'chunk-minus-one.bin', 'chunk-exact.bin', 'chunk-plus-one.bin', 'three-chunks.bin', 'several-mb.bin'])(
