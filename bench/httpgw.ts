@@ -43,11 +43,14 @@ const LOAD_LIMITS: ReadonlyArray<[flag: string, value: number]> = [
   ['--max-connections-per-client', 4096],
 ];
 
-/** The LOAD_LIMITS flags this gateway build accepts (read from its --help). */
-async function limitArgs(): Promise<string[]> {
+/** The LOAD_LIMITS flags this gateway build accepts (read from its --help), and whether it has a cache. */
+async function probeBuild(): Promise<{ limitArgs: string[]; hasCache: boolean }> {
   const r = await runCommand(process.execPath, [GATEWAY_BIN, '--help'], { timeoutMs: 15_000 });
   const help = `${r.stdout}\n${r.stderr}`;
-  return LOAD_LIMITS.filter(([flag]) => new RegExp(`${flag}\\b(?!-)`).test(help)).flatMap(([flag, value]) => [flag, String(value)]);
+  return {
+    limitArgs: LOAD_LIMITS.filter(([flag]) => new RegExp(`${flag}\\b(?!-)`).test(help)).flatMap(([flag, value]) => [flag, String(value)]),
+    hasCache: /--cache-size\b/.test(help),
+  };
 }
 
 export interface HttpgwSetup {
@@ -58,12 +61,16 @@ export interface HttpgwSetup {
 
 export async function createHttpgwLauncher(filesDir: string): Promise<HttpgwSetup> {
   const unavailable = whyUnavailable();
-  const extraArgs = unavailable === undefined ? await limitArgs() : [];
+  const build = unavailable === undefined ? await probeBuild() : { limitArgs: [], hasCache: false };
+  const extraArgs = build.limitArgs;
   const launcher: HttpgwLauncher = {
     unavailable,
+    hasCache: build.hasCache,
     start: async (options: HttpgwOptions, hooks?: HttpgwStartHooks): Promise<HttpgwInstance> => {
       if (unavailable !== undefined) throw new Error(unavailable);
-      return startHttpgw(filesDir, options, extraArgs, hooks);
+      // Cold unless asked otherwise: every request goes to the file servers (builds without a cache are cold anyway).
+      const cacheArgs = build.hasCache && options.cacheSize !== 'default' ? ['--cache-size', options.cacheSize ?? '0'] : [];
+      return startHttpgw(filesDir, options, [...extraArgs, ...cacheArgs], hooks);
     },
   };
   return { launcher, extraArgs };
@@ -107,6 +114,17 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
         },
       },
       gatewayPid: gateway.pid,
+      stats: async () => {
+        const mark = gateway.lineCount;
+        process.kill(gateway.pid, 'SIGUSR2');
+        const deadline = Date.now() + 5_000;
+        while (Date.now() < deadline) {
+          const line = gateway.linesSince(mark).find((l) => / stats\b/.test(l));
+          if (line) return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return {};
+      },
       serverPids: servers.map((s) => s.pid),
       options,
       alive: () => gateway.isRunning && servers.every((s) => s.isRunning),
@@ -123,5 +141,6 @@ export function describeHttpgw(o: HttpgwOptions): string {
   const parts = [`${o.servers} server${o.servers === 1 ? '' : 's'}`];
   if (o.chunkSize !== undefined) parts.push(`chunk ${o.chunkSize}`);
   if (o.window !== undefined) parts.push(`window ${o.window}`);
+  if (o.cacheSize !== undefined && o.cacheSize !== '0') parts.push(`cache ${o.cacheSize}`);
   return parts.join(', ');
 }

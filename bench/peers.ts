@@ -220,13 +220,13 @@ export interface PeerSetup {
   /** A small file in filesDir, used to check that tftpd serves. */
   probeFile: string;
   /** Which peers to start (all when omitted). */
-  want?: ReadonlySet<'nginx-direct' | 'nginx-proxy' | 'tftp'>;
+  want?: ReadonlySet<'nginx-direct' | 'nginx-proxy' | 'nginx-cache' | 'tftp'>;
   log: (text: string) => void;
 }
 
 export async function startPeers(setup: PeerSetup): Promise<Peers> {
   const { tools, workDir, filesDir } = setup;
-  const want = setup.want ?? new Set(['nginx-direct', 'nginx-proxy', 'tftp']);
+  const want = setup.want ?? new Set(['nginx-direct', 'nginx-proxy', 'nginx-cache', 'tftp']);
   const peers: Peers = { skipped: new Map() };
   const nginx = tools.paths.get('nginx');
   const curl = tools.paths.get('curl');
@@ -273,6 +273,47 @@ export async function startPeers(setup: PeerSetup): Promise<Peers> {
         peers.nginxProxy = nginxTarget('nginx-proxy', port, proc);
       } catch (err) {
         skipAll(['nginx-proxy'], `failed to start: ${String(err)}`);
+      }
+    }
+  }
+
+  if (want.has('nginx-cache')) {
+    if (!nginx) skipAll(['nginx-cache'], tools.missing.get('nginx') ?? 'nginx missing');
+    else {
+      try {
+        setup.log('starting nginx-cache (proxy_cache in front of 3 upstreams)');
+        const prefix = join(workDir, 'nginx-cache');
+        const port = await freeTcpPort();
+        const upstreamPorts = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+        const http = [
+          // A reverse proxy's cache as nginx users set one up: on disk (the page cache keeps it hot),
+          // one fetch per object for concurrent misses (proxy_cache_lock), stale served on errors.
+          `  proxy_cache_path ${join(prefix, 'cache')} levels=1:2 keys_zone=files:16m max_size=4g inactive=60m use_temp_path=off;`,
+          '  upstream cached_backends {',
+          ...upstreamPorts.map((p) => `    server 127.0.0.1:${p};`),
+          '    keepalive 64;',
+          '  }',
+          '  server {',
+          `    listen 127.0.0.1:${port};`,
+          '    location / {',
+          '      proxy_pass http://cached_backends;',
+          '      proxy_http_version 1.1;',
+          '      proxy_set_header Connection "";',
+          '      proxy_cache files;',
+          '      proxy_cache_valid 200 10m;',
+          '      proxy_cache_lock on;',
+          '      proxy_cache_lock_timeout 60s;',
+          '      proxy_cache_use_stale error timeout updating;',
+          '      add_header X-Cache-Status $upstream_cache_status;',
+          '    }',
+          '  }',
+          ...upstreamPorts.map((p) => staticServer(p, filesDir)),
+        ].join('\n');
+        const proc = await startNginx('nginx-cache', nginx, prefix, http, port);
+        for (const p of upstreamPorts) await waitForTcp(p, proc);
+        peers.nginxCache = nginxTarget('nginx-cache', port, proc);
+      } catch (err) {
+        skipAll(['nginx-cache'], `failed to start: ${String(err)}`);
       }
     }
   }

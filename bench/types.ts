@@ -18,6 +18,11 @@ export interface HttpgwOptions {
   servers: number;
   chunkSize?: number;
   window?: number;
+  /**
+   * --cache-size for the gateway: '0' (the default here) measures the transfer path cold, every
+   * request fetched from the servers; 'default' leaves the gateway's own default (cache on).
+   */
+  cacheSize?: string;
 }
 
 /** A running gateway with its file servers. */
@@ -26,6 +31,8 @@ export interface HttpgwInstance {
   readonly gatewayPid: number;
   readonly serverPids: readonly number[];
   readonly options: HttpgwOptions;
+  /** Sends the gateway SIGUSR2 and returns the fields of the stats line it logs (empty if it logs none). */
+  stats(): Promise<Record<string, string>>;
   /** False once the gateway or a file server has exited. */
   alive(): boolean;
   stop(): Promise<void>;
@@ -42,12 +49,16 @@ export interface HttpgwStartHooks {
 export interface HttpgwLauncher {
   /** Why httpgw cannot run, or undefined when it can. */
   readonly unavailable: string | undefined;
+  /** Whether this build has a chunk cache (--cache-size). */
+  readonly hasCache: boolean;
   start(options: HttpgwOptions, hooks?: HttpgwStartHooks): Promise<HttpgwInstance>;
 }
 
 export interface Peers {
   nginxDirect?: DownloadTarget;
   nginxProxy?: DownloadTarget;
+  /** nginx with proxy_cache in front of its own three upstreams (the cache scenario's peer). */
+  nginxCache?: DownloadTarget;
   tftpLarge?: DownloadTarget;
   tftpSmall?: DownloadTarget;
   /** Peer name -> why it is not running. */

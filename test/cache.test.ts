@@ -308,3 +308,28 @@ describe('disk tier', () => {
   });
 });
 
+
+describe('metadata', () => {
+  const root = useRoot({ 'burst.txt': 'one chunk\n' });
+
+  it('a burst of requests for one file sends one metadata request per server, not one per request', async () => {
+    const cluster = await clusterForTest({ root: root.path });
+    const before = cluster.gateway.stats().requests.sent;
+    const responses = await Promise.all(Array.from({ length: 20 }, () => get(cluster.url('burst.txt'))));
+    for (const response of responses) expect(response.body.toString()).toBe('one chunk\n');
+    // 3 metadata requests and 1 chunk request (shared by all 20); a hedge or two under load.
+    expect(cluster.gateway.stats().requests.sent - before).toBeLessThanOrEqual(3 + 3);
+  });
+
+  it('Cache-Control: no-cache asks the servers again, and the cached chunks of the same version still serve', async () => {
+    const cluster = await clusterForTest({ root: root.path, gateway: { metaCacheMs: 60_000 } });
+    await get(cluster.url('burst.txt'));
+    const before = traffic(cluster);
+    const validated = await plainGet(cluster.url('burst.txt'), { 'Cache-Control': 'no-cache' });
+    expect(validated.status).toBe(200);
+    expect(validated.headers['cache-status']).toBe('httpgw; hit');
+    const after = traffic(cluster);
+    expect(after.requests - before.requests).toBe(3);
+    expect(after.chunksSent).toBe(before.chunksSent);
+  });
+});

@@ -142,12 +142,13 @@ export async function main(argv: string[]): Promise<number> {
       ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
       ...(key ? { key } : {}),
     });
-    // `kill -USR2 PID`: one line with the read-ahead budget's figures and the memory they cost.
+    // `kill -USR2 PID`: one line with the read-ahead budget's and the cache's figures, and the memory they cost.
     const logStats = () => {
-      const { readAhead, transfers, cache } = gateway.stats();
+      const { readAhead, transfers, cache, udp } = gateway.stats();
       const memory = process.memoryUsage();
       logger.info('stats', {
         transfers: transfers.active,
+        udpBytesIn: udp.bytesIn,
         readAheadReserved: readAhead.reservedBytes,
         readAheadPeak: readAhead.peakBytes,
         readAheadLimit: readAhead.limitBytes,
@@ -159,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
         cacheStale: cache.stale,
         cacheCollapsed: cache.collapsed,
         cacheMemoryBytes: cache.memory?.bytes,
+        cacheMemoryLimit: cache.memory?.maxBytes,
         cacheMemoryEvictions: cache.memory?.evictions,
         cacheDiskBytes: cache.disk?.bytes,
         cacheDiskEvictions: cache.disk?.evictions,

@@ -388,6 +388,9 @@ function drained(res: ServerResponse, failed?: AbortSignal): Promise<void> {
 
 /** Looks a path up and serves it; retries once when its version changed between lookup and fetch. */
 export async function serveFilePath(ctx: GatewayContext, path: string, deps: FileRouteDeps): Promise<'file' | 'directory'> {
+  // RFC 9111 §5.2.1.4: `no-cache` asks for validation with the origin: the servers are asked which
+  // version is current (cached chunks of that version still serve).
+  if (/(^|,)\s*no-cache\s*(,|$)/i.test(ctx.get('Cache-Control')) || (!ctx.get('Cache-Control') && /no-cache/i.test(ctx.get('Pragma')))) deps.lookup.forget(path);
   for (let attempt = 1; ; attempt++) {
     const found = await deps.lookup.lookup(path);
     if (found.kind === 'no-servers' || found.kind === 'none') {
