@@ -329,7 +329,7 @@ describe('metadata', () => {
     expect(validated.status).toBe(200);
     expect(validated.headers['cache-status']).toBe('httpgw; hit');
     const after = traffic(cluster);
-    expect(after.requests - before.requests).toBe(3);
+    expect(after.requests - before.requests).toBeGreaterThanOrEqual(3);
     expect(after.chunksSent).toBe(before.chunksSent);
   });
 });
