@@ -52,9 +52,11 @@ process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 
 const wanted = Number(process.env.PORT ?? 8080);
+const cacheDir = `${repo}.cache/httpgw-demo`;
 const port = (await portIsFree(wanted)) ? wanted : 0;
 const listening = new Promise<{ http: string; udpPort: string }>((resolve) => {
-  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : [])], (line) => {
+  // The cache on disk lives next to the repository's other build output: it survives demo restarts.
+  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : []), '--cache-dir', cacheDir, '--cache-dir-size', '256MiB'], (line) => {
     const match = /listening http=(\S+) udp=\S+:(\d+)/.exec(line);
     if (match) resolve({ http: match[1]!, udpPort: match[2]! });
   });
@@ -79,6 +81,7 @@ Try, in another terminal:
   wget ${base}/docs/README.md
   curl -s ${base}/ | head -20                        # the listing
   curl -r 0-99 ${base}/sample.bin | xxd | head -3     # a byte range
+  curl -sI ${base}/sample.bin | grep -i cache-status  # a hit from the cache (kept in .cache/httpgw-demo too)
   curl -O ${base}/photos%202026/caf%C3%A9%20%231%20%E2%98%95.txt
 
 Press Ctrl-C to stop.
