@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, startCluster, writeFiles, type Cluster } from './support/cluster.js';
 import { clusterForTest, useRoot } from './support/fixtures.js';
+import { run, startProcess, type RunningProcess } from './support/processes.js';
 import { until } from './support/wait.js';
 
 // The gateway's chunk cache, end to end over loopback: hits cost no datagram, a new version drops
@@ -333,3 +335,61 @@ describe('metadata', () => {
     expect(after.chunksSent).toBe(before.chunksSent);
   });
 });
+
+describe('disk tier across kill -9 (real processes, curl)', () => {
+  const root = useRoot({ 'crash.bin': 40 * CHUNK + 5 });
+
+  /** A gateway process with the disk cache in `dir`, and one file server per root; stopped when the test ends. */
+  async function gatewayWithCache(dir: string, roots: string[]): Promise<{ gateway: RunningProcess; base: string }> {
+    const gateway = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', '0', '--cache-size', '0', '--cache-dir', dir, '--meta-cache', '60000']);
+    const servers: RunningProcess[] = [];
+    onTestFinished(async () => {
+      await Promise.all(servers.map((server) => server.stop()));
+      if (gateway.child.exitCode === null && gateway.child.signalCode === null) await gateway.stop();
+    });
+    const [, http, udpPort] = await gateway.waitForLine(/listening http=(\S+) udp=\S+:(\d+)/);
+    for (const path of roots) {
+      const server = startProcess('fastfilesrv', ['127.0.0.1', udpPort!, '--root', path, '--bind', '127.0.0.1']);
+      servers.push(server);
+      await server.waitForLine(/registered with gateway/);
+    }
+    await gateway.waitForLine(/cache directory indexed/);
+    return { gateway, base: `http://${http}` };
+  }
+
+  async function curlTo(url: string, out: string): Promise<{ code: number | null; body: Buffer; headers: string }> {
+    const result = await run('curl', ['-sS', '--noproxy', '*', '-D', '-', '-o', out, url], { timeoutMs: 30_000 });
+    return { code: result.code, body: await readFile(out).catch(() => Buffer.alloc(0)), headers: result.stdout };
+  }
+
+  it('a gateway killed while it writes leaves no half entry; after a restart the file is whole from disk, stale when no server is left', async () => {
+    const dir = await tempDir();
+    const out = join(dir, 'out.bin');
+    const file = root.files.get('crash.bin')!;
+    const first = await gatewayWithCache(join(dir, 'cache'), [root.path]);
+    expect((await curlTo(`${first.base}/crash.bin`, out)).body.equals(file)).toBe(true);
+    // At once, while the writes behind the response may still be under way.
+    first.gateway.child.kill('SIGKILL');
+
+    const second = await gatewayWithCache(join(dir, 'cache'), [root.path]);
+    expect(await readdir(join(dir, 'cache', 'tmp'))).toEqual([]);
+    const again = await curlTo(`${second.base}/crash.bin`, out);
+    expect(again.code).toBe(0);
+    expect(again.body.equals(file)).toBe(true);
+    // Whatever was missing is written now; then killed again, with every entry on disk.
+    await until(() => countEntries(join(dir, 'cache')) === 41, 10_000, 'every chunk on disk');
+    second.gateway.child.kill('SIGKILL');
+
+    const third = await gatewayWithCache(join(dir, 'cache'), []);
+    const stale = await curlTo(`${third.base}/crash.bin`, out);
+    expect(stale.code).toBe(0);
+    expect(stale.body.equals(file)).toBe(true);
+    expect(stale.headers).toMatch(/cache-status: httpgw; fwd=stale; detail=servers-unavailable/i);
+  }, 60_000);
+});
+
+function countEntries(dir: string): number {
+  let count = 0;
+  for (const shard of readdirSync(join(dir, 'chunks'))) count += readdirSync(join(dir, 'chunks', shard)).length;
+  return count;
+}
