@@ -175,7 +175,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     tracker,
     logger.child('transfer'),
   );
-  const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget });
+  const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget, heldBytes: () => cache.memory?.bytes ?? 0 });
   const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
   const staleVersion = async (path: string, answered: readonly string[]) => {
     const record = await cache.staleVersion(path, answered);

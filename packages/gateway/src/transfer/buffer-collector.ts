@@ -5,6 +5,8 @@ import type { ReadAheadBudget } from './read-ahead-budget.js';
 
 export interface BufferCollectorInit {
   budget: ReadAheadBudget;
+  /** ArrayBuffer bytes held on purpose beyond read-ahead (the chunk cache's memory tier): live, not garbage. */
+  heldBytes?: () => number;
   /** ArrayBuffer memory beyond what read-ahead holds that calls for a collection (default 16 MiB). */
   thresholdBytes?: number;
   /** Between checks; at most one collection per check (default 1 s). */
@@ -58,7 +60,7 @@ export class BufferCollector {
     this.collected = false;
     if (!this.gc || collected) return false;
     const allocated = this.init.arrayBufferBytes?.() ?? process.memoryUsage().arrayBuffers;
-    if (allocated - this.init.budget.reservedBytes < this.thresholdBytes) return false;
+    if (allocated - this.init.budget.reservedBytes - (this.init.heldBytes?.() ?? 0) < this.thresholdBytes) return false;
     this.gc();
     this.collections++;
     return true;
