@@ -111,7 +111,7 @@ describe('memory tier', () => {
     expect(head.headers.get('content-length')).toBe(String(file.length));
     expect(head.headers.get('cache-status')).toBe('httpgw; hit');
 
-    const failed = await get(cluster.url('big.bin'), { 'If-Match': '"another-version"' });
+    const failed = await plainGet(cluster.url('big.bin'), { 'If-Match': '"another-version"' });
     expect(failed.status).toBe(412);
     expect(traffic(cluster)).toEqual(before);
   });

@@ -35,6 +35,12 @@ export interface FileLookupInit {
   /** How long an answer is reused for the same path; 0 asks the servers for every request. */
   cacheMs?: number;
   /**
+   * For as long again after that, a file's answer is still used while a new lookup runs in the
+   * background (RFC 5861's stale-while-revalidate): the requests of a hot file never all wait for a
+   * round of questions once per `cacheMs`. Default true.
+   */
+  staleWhileRevalidate?: boolean;
+  /**
    * Once one server has answered, the others get as long again as it took, time for one retransmission
    * (twice their RTO), and at least this long; then the lookup decides with the answers it has, so hung
    * servers cost a request milliseconds, not seconds.
@@ -62,7 +68,8 @@ type ServerAnswer = { server: PoolServer; meta: MetaPacket } | { server: PoolSer
  * on a single byte report different versions, and only holders of the chosen version serve it.
  */
 export class FileLookup {
-  private readonly cache: LRUCache<string, LookupResult> | undefined;
+  private readonly cache: LRUCache<string, { result: LookupResult; freshUntil: number }> | undefined;
+  private readonly cacheMs: number;
   /** Lookups in progress: concurrent requests for one path share one round of questions. */
   private readonly inProgress = new Map<string, Promise<LookupResult>>();
   private readonly init: FileLookupInit;
@@ -72,17 +79,26 @@ export class FileLookup {
   constructor(init: FileLookupInit) {
     this.init = init;
     this.now = init.now ?? (() => performance.now());
-    const cacheMs = init.cacheMs ?? 1_000;
-    this.cache = cacheMs > 0 ? new LRUCache({ max: 10_000, ttl: cacheMs, ttlAutopurge: false }) : undefined;
+    this.cacheMs = init.cacheMs ?? 1_000;
+    const keepMs = (init.staleWhileRevalidate ?? true) ? 2 * this.cacheMs : this.cacheMs;
+    this.cache = this.cacheMs > 0 ? new LRUCache({ max: 10_000, ttl: keepMs, ttlAutopurge: false }) : undefined;
   }
 
   lookup(path: string): Promise<LookupResult> {
     const cached = this.cache?.get(path);
-    if (cached) return Promise.resolve(cached);
+    if (cached && this.now() < cached.freshUntil) return Promise.resolve(cached.result);
+    const pending = this.refresh(path);
+    // Expired but young enough: a file's answer serves while the new one is asked for.
+    return cached?.result.kind === 'file' ? Promise.resolve(cached.result) : pending;
+  }
+
+  /** One round of questions for `path` (shared by everyone who needs it meanwhile); its answer is cached. */
+  private refresh(path: string): Promise<LookupResult> {
     let pending = this.inProgress.get(path);
     if (!pending) {
       pending = this.ask(path).then((result) => {
-        if (result.kind !== 'no-servers') this.cache?.set(path, result);
+        if (result.kind !== 'no-servers') this.cache?.set(path, { result, freshUntil: this.now() + this.cacheMs });
+        else this.cache?.delete(path);
         return result;
       });
       pending.finally(() => this.inProgress.delete(path)).catch(() => {});
