@@ -203,14 +203,15 @@ describe('shared fetches', () => {
   const root = useRoot({ 'release.bin': 64 * CHUNK });
 
   it('gives concurrent downloads of one version one fetch of each chunk, byte-identical', async () => {
-    const cluster = await clusterForTest({ root: root.path });
+    // No hedges: on a loaded machine they would add copies of late chunks, which is not what is counted here.
+    const cluster = await clusterForTest({ root: root.path, gateway: { hedging: false } });
     const file = root.files.get('release.bin')!;
     const before = traffic(cluster);
     const bodies = await Promise.all(Array.from({ length: 8 }, () => get(cluster.url('release.bin'))));
     for (const body of bodies) expect(body.body.equals(file)).toBe(true);
     const sent = traffic(cluster).chunksSent - before.chunksSent;
     expect(sent).toBeGreaterThanOrEqual(64);
-    // 8 separate downloads would make 512; hedges and retransmissions under load add a few.
+    // 8 separate downloads would make 512; retransmissions under load add a few.
     expect(sent).toBeLessThanOrEqual(64 * 1.25);
     expect(cluster.gateway.stats().cache.collapsed).toBeGreaterThan(0);
   });
