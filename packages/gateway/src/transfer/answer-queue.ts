@@ -65,7 +65,8 @@ export class AnswerQueue {
   private readonly inWorker: ChunkEntry[][] = [];
   private flushScheduled = false;
   private worker: Worker | undefined;
-  private lanes: Md5Lanes | undefined;
+  /** Built with the queue: generating and compiling the wasm must not delay the first chunk. */
+  private readonly lanes = new Md5Lanes();
   private workerFailed = false;
   private closed = false;
 
@@ -138,7 +139,6 @@ export class AnswerQueue {
 
   private settleHere(batch: readonly ChunkEntry[]): void {
     this.counters.hashedHere += batch.length;
-    this.lanes ??= new Md5Lanes();
     const ok = this.lanes.matches(
       batch.map(({ answer }) => answer.data),
       batch.map(({ answer }) => answer.md5),

@@ -1,4 +1,4 @@
-import { Code, I32, V128, section, uleb, vec } from './wasm-encoding.js';
+import { Code, I32, V128, concat, section, uleb, vec } from './wasm-encoding.js';
 
 /**
  * A WebAssembly module that hashes several messages at once, one per 32-bit lane of a v128: MD5 is
@@ -140,7 +140,7 @@ function lanesBody(groups: number): number[] {
     for (let i = 0; i < 4; i++) code.get(out).get(state[i]!).i32x4ExtractLane(lane % 4).i32Store(16 * lane + 4 * i);
   }
   code.end();
-  return [...locals.declarations(), ...code.bytes];
+  return concat([locals.declarations(), code.bytes]);
 }
 
 /** F, G, H or I of b, c, d, on the stack. */
@@ -156,16 +156,18 @@ export function md5LanesWasmBytes(): Uint8Array {
   const signature = (lanes: number) => [0x60, ...vec(Array.from({ length: 2 * lanes + 1 }, () => [I32])), ...vec([])];
   const name = (text: string): number[] => vec([...text].map((char) => [char.charCodeAt(0)]));
   const bodies = [lanesBody(1), lanesBody(2)];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([signature(4), signature(8)])),
-    ...section(3, vec([uleb(0), uleb(1)])),
-    ...section(5, vec([[0x00, ...uleb(1)]])),
-    ...section(7, vec([
-      [...name('md5x4'), 0x00, ...uleb(0)],
-      [...name('md5x8'), 0x00, ...uleb(1)],
-      [...name('memory'), 0x02, ...uleb(0)],
-    ])),
-    ...section(10, vec(bodies.map((body) => [...uleb(body.length), ...body]))),
-  ]);
+  return new Uint8Array(
+    concat([
+      [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      section(1, vec([signature(4), signature(8)])),
+      section(3, vec([uleb(0), uleb(1)])),
+      section(5, vec([[0x00, ...uleb(1)]])),
+      section(7, vec([
+        [...name('md5x4'), 0x00, ...uleb(0)],
+        [...name('md5x8'), 0x00, ...uleb(1)],
+        [...name('memory'), 0x02, ...uleb(0)],
+      ])),
+      section(10, vec(bodies.map((body) => concat([uleb(body.length), body])))),
+    ]),
+  );
 }

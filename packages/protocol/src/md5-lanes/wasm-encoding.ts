@@ -33,13 +33,20 @@ export function sleb(value: number): number[] {
   }
 }
 
+/** The parts one after the other (a loop: spreads and Array.prototype.flat are slow on 30 KB). */
+export function concat(parts: readonly (readonly number[])[]): number[] {
+  const out: number[] = [];
+  for (const part of parts) for (const byte of part) out.push(byte);
+  return out;
+}
+
 /** A vector: its length, then its items. */
-export function vec(items: readonly number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
+export function vec(items: readonly (readonly number[])[]): number[] {
+  return concat([uleb(items.length), ...items]);
 }
 
 export function section(id: number, content: readonly number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
+  return concat([[id], uleb(content.length), content]);
 }
 
 /** Instructions, as bytes; methods are named after the text format's mnemonics. */
@@ -47,12 +54,14 @@ export class Code {
   readonly bytes: number[] = [];
 
   private op(...bytes: number[]): this {
-    this.bytes.push(...bytes);
+    for (const byte of bytes) this.bytes.push(byte);
     return this;
   }
 
   private simd(opcode: number, ...immediates: number[]): this {
-    return this.op(0xfd, ...uleb(opcode), ...immediates);
+    this.op(0xfd, ...uleb(opcode));
+    for (const byte of immediates) this.bytes.push(byte);
+    return this;
   }
 
   get(local: number): this { return this.op(0x20, ...uleb(local)); }
@@ -82,7 +91,7 @@ export class Code {
 
   v128Const(lanes: readonly [number, number, number, number]): this {
     const bytes = new Uint8Array(new Uint32Array(lanes.map((lane) => lane >>> 0)).buffer);
-    return this.simd(0x0c, ...bytes);
+    return this.simd(0x0c, ...Array.from(bytes));
   }
   v128Load32Zero(offset: number): this { return this.simd(0x5c, 0, ...uleb(offset)); }
   v128Load32Lane(offset: number, lane: number): this { return this.simd(0x56, 0, ...uleb(offset), lane); }
