@@ -51,9 +51,10 @@ const INLINE_BYTES = 64 * 1024;
 /**
  * Answers from file servers on their way to the request tracker. MD5 is the gateway's largest cost
  * per byte, so chunks are hashed in batches, one per event-loop turn (every datagram read in one poll
- * phase), four at a time in the WebAssembly SIMD lanes of Md5Lanes: on a worker thread, their buffers
- * transferred, not copied; or here, without the worker or for small batches. Every answer, hashed or not, is
- * handed on in arrival order, so loss detection by reordering sees what the network did.
+ * phase), four at a time in the WebAssembly SIMD lanes of Md5Lanes: on a worker thread, their
+ * buffers transferred, not copied; or here, without the worker or for small batches. Every answer,
+ * hashed or not, is handed on in arrival order, so loss detection by reordering sees what the
+ * network did.
  */
 export class AnswerQueue {
   /** Chunks whose MD5 was checked on this thread, and on the worker. */
