@@ -177,6 +177,34 @@ describe('a file rewritten in place while it is downloaded', () => {
   }, 30_000);
 });
 
+describe('chunks checked on the main thread (httpgw --no-md5-worker)', () => {
+  it('a download is the file whole; one struck by a rewrite in place is one whole version or cut, never mixed', async () => {
+    const SIZE = 16 * 1024 * 1024;
+    const root = await tempRoot({ 'live.bin': SIZE });
+    const path = join(root.path, 'live.bin');
+    const d = await deploy([root.path, root.path], ['--no-md5-worker', '--read-ahead', String(512 * 1024)]);
+    const out = join(root.path, '..', `${root.path.split('/').pop()}-main-thread.out`);
+    onTestFinished(() => rm(out, { force: true }));
+    const before = await readFile(path);
+    const whole = await curl(`${d.base}/live.bin`, out);
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(whole.body.equals(before)).toBe(true);
+
+    await rm(out, { force: true });
+    const downloading = curl(`${d.base}/live.bin`, out, ['--limit-rate', '8M']);
+    await until(() => sizeOf(out) >= 1024 * 1024, 10_000, 'curl to have 1 MiB').catch(() => {});
+    const after = await rewriteInPlace(path, 8 * 1024 * 1024, 64 * 1024);
+    const result = await downloading;
+    if (result.code === 0) {
+      expect(result.body.equals(before) || result.body.equals(after), 'exit 0 with a body that is neither version').toBe(true);
+    } else {
+      expect(result.code, result.stderr).toBe(18);
+      expect(result.body.equals(before.subarray(0, result.body.length))).toBe(true);
+    }
+    expect(d.gateway.log()).not.toMatch(/md5 worker/);
+  }, 60_000);
+});
+
 describe('resuming a download after the file changed', () => {
   it('with If-Match on the first ETag, curl -f -C - fails (412, exit 22) and appends nothing; unchanged, it completes the file', async () => {
     const root = await tempRoot({ 'resume.bin': 400_000 });

@@ -16,8 +16,8 @@ const LIMIT_MS = 8_000;
 
 const root = useRoot({ [FILE]: SIZE });
 
-async function impairedCluster(impairment: ImpairmentInit, seed = 7): Promise<Cluster> {
-  const cluster = await clusterForTest({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20, cache: { memoryBytes: 0 } }, relay: { seed } });
+async function impairedCluster(impairment: ImpairmentInit, seed = 7, md5Worker = true): Promise<Cluster> {
+  const cluster = await clusterForTest({ root: root.path, gateway: { chunkSize: CHUNK, readAheadBytes: 1 << 20, md5Worker, cache: { memoryBytes: 0 } }, relay: { seed } });
   cluster.relay!.setImpairment('toTarget', impairment);
   cluster.relay!.setImpairment('fromTarget', impairment);
   return cluster;
@@ -52,8 +52,11 @@ describe('downloads over a lossy path (loss in bursts, both directions)', () => 
 });
 
 describe('downloads over a path that damages datagrams', () => {
-  it('2% corruption: damaged chunks are caught (MD5, frame, shape) and asked again', async () => {
-    const c = await impairedCluster({ corrupt: 0.02 });
+  it.each([
+    { where: 'on the worker thread', md5Worker: true },
+    { where: 'on the main thread', md5Worker: false },
+  ])('2% corruption: damaged chunks are caught (MD5 $where, frame, shape) and asked again', async ({ md5Worker }) => {
+    const c = await impairedCluster({ corrupt: 0.02 }, 7, md5Worker);
     await downloadIntact(c);
     const stats = c.gateway.stats();
     expect(c.relay!.stats.toTarget.corrupted).toBeGreaterThan(0);

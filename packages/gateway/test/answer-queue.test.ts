@@ -11,8 +11,8 @@ afterEach(() => {
 });
 
 /** A chunk answer as the UDP endpoint hands it over: decoded from its own datagram. */
-function chunkAnswer(requestId: number, honest: boolean): { answer: Answer; data: Buffer } {
-  const data = randomBytes(40_000); // two are more than the queue hashes inline
+function chunkAnswer(requestId: number, honest: boolean, length = 40_000): { answer: Answer; data: Buffer } {
+  const data = randomBytes(length); // two of 40,000 are more than the queue hashes inline
   const md5 = honest ? chunkDigest(data) : randomBytes(16);
   const answer = decode(encode({ type: 'chunk', requestId, chunk: requestId, hasNext: true, md5, data })) as Answer;
   return { answer, data };
@@ -60,6 +60,26 @@ describe.each([true, false])('AnswerQueue (worker: %s)', (worker) => {
     expect(t.delivered[0]!.data?.equals(sent[0]!.data)).toBe(true);
     expect(t.delivered[3]!.data?.equals(sent[2]!.data)).toBe(true);
     expect(t.queue.counters).toEqual(worker ? { hashedHere: 0, hashedInWorker: 3 } : { hashedHere: 3, hashedInWorker: 0 });
+  });
+
+  it('judges every chunk right in batches of mixed lengths and sizes (hashed four at a time in lanes)', async () => {
+    const t = setup(worker);
+    // Each over 4 KiB, so that every datagram has its own buffer and may go to the worker.
+    const lengths = [61_440, 61_440, 8_192, 61_440, 4_097, 61_440, 65_000, 61_439, 61_440, 30_001, 61_440, 9_000];
+    const verdicts: boolean[] = [];
+    let id = 0;
+    for (const size of [16, 1, 2, 3, 5, 9, 12]) {
+      for (let i = 0; i < size; i++, id++) {
+        const honest = (id * 5) % 7 !== 2;
+        verdicts.push(honest);
+        t.queue.push(chunkAnswer(id, honest, lengths[id % lengths.length]).answer, 's');
+      }
+      await new Promise((resolve) => setImmediate(resolve)); // the next batch
+    }
+    await t.until(id);
+    expect(t.delivered.map((d) => d.requestId)).toEqual(Array.from({ length: id }, (_, i) => i));
+    expect(t.delivered.map((d) => d.digestOk)).toEqual(verdicts);
+    expect(worker ? t.queue.counters.hashedInWorker : t.queue.counters.hashedHere).toBeGreaterThan(id / 2);
   });
 });
 

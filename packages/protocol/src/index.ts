@@ -7,4 +7,5 @@ export { sealFrame, sealFrameParts, openFrame, keyFromSecret, type FrameKey, typ
 export { normalizePath, type PathRules } from './paths.js';
 export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
 export { chunkDigest, chunkDigestMatches } from './digest.js';
+export { Md5Lanes, md5Many, md5LanesModule, type Md5LanesInit } from './md5-lanes/md5-many.js';
 export { createFrameCodec, type FrameCodec, type FrameCodecInit } from './frame-codec.js';

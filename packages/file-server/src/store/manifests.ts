@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { MD5_BYTES, chunkDigest } from '@httpgw/protocol';
+import { MD5_BYTES, chunkDigest, md5Many } from '@httpgw/protocol';
 import { LRUCache } from 'lru-cache';
 import { isSameFile, type FileIdentity } from './identity.js';
 import type { OpenFile } from './open-files.js';
@@ -50,9 +50,10 @@ export async function computeManifest(handle: FileHandle, size: number, chunkSiz
       if (bytesRead === 0) throw new FileShrankError('the file shrank while its digest was computed');
       filled += bytesRead;
     }
-    for (let at = 0; at < length; at += chunkSize) {
-      chunkDigest(buffer.subarray(at, Math.min(at + chunkSize, length))).copy(digests, (first + at / chunkSize) * MD5_BYTES);
-    }
+    // The read's chunks at once, four at a time in SIMD lanes (about twice node:crypto's speed).
+    const read: Uint8Array[] = [];
+    for (let at = 0; at < length; at += chunkSize) read.push(buffer.subarray(at, Math.min(at + chunkSize, length)));
+    md5Many(read).forEach((digest, i) => digests.set(digest, (first + i) * MD5_BYTES));
   }
   return { version: versionOf(size, chunkSize, digests), chunkSize, digests };
 }
@@ -96,6 +97,8 @@ export class Manifests {
 
   constructor(init: ManifestsInit) {
     this.init = init;
+    // The MD5 lanes' wasm is generated and compiled now, not while the first file's asker waits.
+    md5Many([]);
     this.cache = new LRUCache<string, Manifest, Asker>({
       maxSize: init.maxBytes,
       sizeCalculation: (manifest) => manifest.digests.length + 256,

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { chunkDigestMatches, type Packet } from '@httpgw/protocol';
+import { Md5Lanes, md5LanesModule, type Packet } from '@httpgw/protocol';
 import { type Logger } from '@httpgw/runtime';
+import { MD5_WORKER_SOURCE } from './md5-worker-source.js';
 
 export type Answer = Packet & { requestId: number };
 
@@ -9,7 +10,7 @@ export type DeliverAnswer = (answer: Answer, from: string, digestOk: boolean | u
 
 export interface AnswerQueueInit {
   deliver: DeliverAnswer;
-  /** Check MD5s on a worker thread (default); false checks them inline. */
+  /** Check MD5s on a worker thread (default); false checks them on this thread, in the same batches. */
   worker?: boolean;
   /** Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be counted). */
   wanted: (answer: Answer, from: string) => boolean;
@@ -47,24 +48,13 @@ const WORKER_SLICE = 8;
 /** Batches of this many bytes or fewer are always hashed here. */
 const INLINE_BYTES = 64 * 1024;
 
-// CommonJS, evaluated in the worker: no file to locate whether the gateway runs from dist or src.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-parentPort.on('message', (items) => {
-  const ok = items.map((item) => {
-    const digest = createHash('md5').update(new Uint8Array(item.buffer, item.dataOffset, item.dataLength)).digest();
-    return digest.equals(new Uint8Array(item.buffer, item.md5Offset, 16));
-  });
-  parentPort.postMessage({ ok, items }, [...new Set(items.map((item) => item.buffer))]);
-});
-`;
-
 /**
  * Answers from file servers on their way to the request tracker. MD5 is the gateway's largest cost
- * per byte, so chunks are hashed on a worker thread, one batch per event-loop turn (every datagram
- * read in one poll phase), their buffers transferred, not copied. Every answer, hashed or not, is
- * handed on in arrival order, so loss detection by reordering sees what the network did.
+ * per byte, so chunks are hashed in batches, one per event-loop turn (every datagram read in one poll
+ * phase), four at a time in the WebAssembly SIMD lanes of Md5Lanes: on a worker thread, their
+ * buffers transferred, not copied; or here, without the worker or for small batches. Every answer,
+ * hashed or not, is handed on in arrival order, so loss detection by reordering sees what the
+ * network did.
  */
 export class AnswerQueue {
   /** Chunks whose MD5 was checked on this thread, and on the worker. */
@@ -76,6 +66,8 @@ export class AnswerQueue {
   private readonly inWorker: ChunkEntry[][] = [];
   private flushScheduled = false;
   private worker: Worker | undefined;
+  /** Built with the queue: generating and compiling the wasm must not delay the first chunk. */
+  private readonly lanes = new Md5Lanes();
   private workerFailed = false;
   private closed = false;
 
@@ -86,7 +78,6 @@ export class AnswerQueue {
   push(answer: Answer, from: string): void {
     if (this.closed) return;
     if (answer.type !== 'chunk' || !this.init.wanted(answer, from)) return this.passOn(answer, from, undefined);
-    if (this.init.worker === false || this.workerFailed) return this.passOn(answer, from, this.hashHere(answer));
     const entry: ChunkEntry = { answer, from, digestOk: undefined, ready: false };
     this.entries.push(entry);
     this.batch.push(entry);
@@ -121,7 +112,7 @@ export class AnswerQueue {
     const worker = this.worthTheWorker(batch) ? this.workerOrUndefined() : undefined;
     const items = worker ? transferableItems(batch) : undefined;
     if (!worker || !items) {
-      for (const entry of batch) this.settleInline(entry);
+      this.settleHere(batch);
       this.drain();
       return;
     }
@@ -140,26 +131,29 @@ export class AnswerQueue {
    * two of any size when it is idle (the first chunk of a download waits on it).
    */
   private worthTheWorker(batch: readonly ChunkEntry[]): boolean {
+    if (this.init.worker === false || this.workerFailed) return false;
     if (batch.length <= INLINE_BATCH && this.inWorker.length === 0) return false;
     let bytes = 0;
     for (const { answer } of batch) bytes += answer.data.length;
     return bytes > INLINE_BYTES;
   }
 
-  private settleInline(entry: ChunkEntry): void {
-    entry.digestOk = this.hashHere(entry.answer);
-    entry.ready = true;
-  }
-
-  private hashHere(answer: ChunkAnswer): boolean {
-    this.counters.hashedHere++;
-    return chunkDigestMatches(answer.data, answer.md5);
+  private settleHere(batch: readonly ChunkEntry[]): void {
+    this.counters.hashedHere += batch.length;
+    const ok = this.lanes.matches(
+      batch.map(({ answer }) => answer.data),
+      batch.map(({ answer }) => answer.md5),
+    );
+    batch.forEach((entry, i) => {
+      entry.digestOk = ok[i] === true;
+      entry.ready = true;
+    });
   }
 
   private workerOrUndefined(): Worker | undefined {
     if (this.workerFailed) return undefined;
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const worker = new Worker(MD5_WORKER_SOURCE, { eval: true, workerData: { md5Lanes: md5LanesModule() } });
     worker.unref();
     worker.on('message', (result: { ok: boolean[]; items: HashItem[] }) => this.onHashed(result));
     worker.on('error', (error) => this.onWorkerFailure(error));
