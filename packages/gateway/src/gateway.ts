@@ -14,6 +14,9 @@ import { Registrar } from './pool/registrar.js';
 import { RequestTracker, type RequestCounters } from './udp/request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './pool/server-pool.js';
 import { Transfers, type TransferCounters } from './transfer/transfers.js';
+import { startAdminListener, type AdminInit, type AdminListener } from './ops/admin-server.js';
+import { createGatewayMetrics, type GatewayMetrics } from './ops/metrics.js';
+import { RequestActivity } from './ops/request-activity.js';
 
 export interface GatewayInit {
   /** Address for HTTP and UDP (default 0.0.0.0). */
@@ -49,6 +52,8 @@ export interface GatewayInit {
   maxDatagramRate?: number;
   /** Check chunk MD5s on a worker thread (default true), off the thread that serves HTTP. */
   md5Worker?: boolean;
+  /** The admin listener (metrics, admin API, dashboard); off when not given. */
+  admin?: AdminInit;
   logger?: Logger;
 }
 
@@ -65,13 +70,19 @@ export interface GatewayStats {
   /** Chunk MD5s checked on the main thread and on the worker thread. */
   md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
-  servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
+  servers: Array<{ key: string; name: string; state: string; draining: boolean; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; retransmissions: number; badChunks: number; bytes: number }>;
 }
 
 export interface Gateway {
   readonly httpAddress: { address: string; port: number };
   readonly udpAddress: { address: string; port: number };
   readonly pool: ServerPool;
+  /** Prometheus metrics (its own registry) and the cache's hook, setCacheSource. */
+  readonly metrics: GatewayMetrics;
+  /** HTTP requests in progress and the last finished ones. */
+  readonly activity: RequestActivity;
+  /** The admin listener, when `admin` was given. */
+  readonly admin: AdminListener | undefined;
   stats(): GatewayStats;
   /** Resolves once `count` servers are in the pool. */
   waitForServers(count: number): Promise<void>;
@@ -144,7 +155,8 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   );
   const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget });
   const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
-  const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
+  const activity = new RequestActivity();
+  const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes, observe: activity.middleware() });
   http.on('request', guard.admit(app.callback()));
 
   const httpAddress = { address, port: httpPort };
@@ -153,11 +165,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, readAheadBudget: transfers.budget.limitBytes, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
 
-  return {
-    httpAddress,
-    udpAddress,
-    pool,
-    stats: () => ({
+  const stats = (): GatewayStats => ({
       pool: { ...pool.counters },
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
@@ -169,13 +177,37 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         key: server.key,
         name: server.name,
         state: server.state,
+        draining: server.draining,
         inFlight: server.inFlight,
         window: server.window.size,
         srttMs: server.rtt.smoothedMs,
         rtoMs: server.rtt.rtoMs,
         ...server.stats,
       })),
-    }),
+  });
+  const metrics = createGatewayMetrics({ stats, pool, activity, maxServers: init.pool?.maxServers ?? 1_024 });
+  let admin: AdminListener | undefined;
+  try {
+    admin = init.admin ? await startAdminListener(init.admin, { pool, activity, metrics, stats, logger: logger.child('admin') }) : undefined;
+  } catch (error) {
+    transfers.stop();
+    collector?.stop();
+    await new Promise((resolve) => http.close(resolve));
+    requests.close();
+    answers.close();
+    pool.close();
+    await udp.close();
+    throw error;
+  }
+
+  return {
+    httpAddress,
+    udpAddress,
+    pool,
+    metrics,
+    activity,
+    admin,
+    stats,
     waitForServers: (count) =>
       new Promise<void>((resolve) => {
         const check = () => {
@@ -191,6 +223,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       stopping ??= (async () => {
         transfers.stop();
         collector?.stop();
+        await admin?.close();
         http.closeAllConnections();
         await new Promise((resolve) => http.close(resolve));
         requests.close();
