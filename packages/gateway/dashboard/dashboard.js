@@ -47,17 +47,17 @@ function fillTable(id, rows, build) {
 
 function makeCharts() {
   const width = () => Math.max(300, $('chart-bytes').parentElement.clientWidth - 32);
-  const axes = (format) => [{ stroke: '#6b7385', grid: { stroke: '#eef0f4' } }, { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, size: 70, values: (u, ticks) => ticks.map(format) }];
+  const axes = (format) => [{ stroke: '#6b7385', grid: { stroke: '#eef0f4' } }, { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, size: 90, values: (u, ticks) => ticks.map(format) }];
   const bytes = new uPlot({
     width: width(), height: 200, legend: { show: false }, cursor: { show: true },
     scales: { x: { time: true } },
-    series: [{}, { label: 'bytes/s', stroke: '#2f6fde', width: 2, fill: 'rgba(47,111,222,0.12)', value: (u, v) => `${formatBytes(v)}/s` }],
+    series: [{}, { label: 'bytes/s', stroke: '#2f6fde', width: 2, fill: 'rgba(47,111,222,0.12)', points: { show: false } }],
     axes: axes((v) => `${formatBytes(v)}/s`),
   }, [[], []], $('chart-bytes'));
   const requests = new uPlot({
-    width: width(), height: 200, legend: { show: true },
+    width: width(), height: 200, legend: { show: false },
     scales: { x: { time: true } },
-    series: [{}, { label: 'requests/s', stroke: '#1f9d55', width: 2 }, { label: 'errors/s', stroke: '#d64545', width: 2 }],
+    series: [{}, { label: 'requests/s', stroke: '#1f9d55', width: 2, points: { show: false } }, { label: 'errors/s', stroke: '#d64545', width: 2, points: { show: false } }],
     axes: axes((v) => v.toFixed(v < 10 ? 1 : 0)),
   }, [[], [], []], $('chart-requests'));
   window.addEventListener('resize', () => {
@@ -90,10 +90,14 @@ function render(data) {
     const fill = document.createElement('span');
     const pct = x.progress === null ? 0 : x.progress * 100;
     fill.style.width = `${pct.toFixed(1)}%`;
-    const label = document.createElement('em');
+    bar.append(fill);
+    const label = document.createElement('span');
+    label.className = 'pct';
     label.textContent = x.progress === null ? 'starting' : `${pct.toFixed(0)} %`;
-    bar.append(fill, label);
-    progress.append(bar);
+    const wrap = document.createElement('div');
+    wrap.className = 'progress';
+    wrap.append(bar, label);
+    progress.append(wrap);
     tr.append(cell(x.path, 'path'), cell(x.client), cell(x.range ?? 'whole file'), progress, cell(`${formatBytes(x.bytesSent)} / ${formatBytes(x.length)}`, 'num'), cell(ago(data.now - Date.parse(x.startedAt)), 'num'));
     return tr;
   });
@@ -159,4 +163,9 @@ $('logout').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
   showLogin(false);
 });
-poll();
+
+// Ask for the token first when the listener needs one and none is kept for this tab.
+fetch('/dashboard/auth', { cache: 'no-store' })
+  .then((response) => response.json())
+  .then(({ tokenRequired }) => (tokenRequired && sessionStorage.getItem(TOKEN_KEY) === null ? showLogin(false) : poll()))
+  .catch(() => poll());

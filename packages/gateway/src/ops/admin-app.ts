@@ -88,6 +88,11 @@ export function createAdminApp(deps: AdminAppDeps): Koa {
       ctx.body = asset.body;
       return;
     }
+    // Lets the page ask for the token before its first call, instead of drawing a 401 (and a console error).
+    if (ctx.method === 'GET' && ctx.path === '/dashboard/auth') {
+      ctx.body = { tokenRequired: deps.token.required };
+      return;
+    }
     if (!deps.token.accepts(ctx.get('Authorization') || undefined)) throw new HttpError(401, 'unauthorized');
     await next();
   });
