@@ -53,10 +53,16 @@ process.on('SIGTERM', stop);
 
 const wanted = Number(process.env.PORT ?? 8080);
 const port = (await portIsFree(wanted)) ? wanted : 0;
+// The admin listener (metrics, admin API, dashboard) on loopback: 9090, or any free port.
+const adminPort = (await portIsFree(9090)) ? 9090 : 0;
+let adminUrl: string | undefined;
 const listening = new Promise<{ http: string; udpPort: string }>((resolve) => {
-  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : [])], (line) => {
+  let addresses: { http: string; udpPort: string } | undefined;
+  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : []), '--admin', `127.0.0.1:${adminPort}`], (line) => {
+    adminUrl ??= /admin listening on (http:\/\/[^\s"]+\/)/.exec(line)?.[1];
     const match = /listening http=(\S+) udp=\S+:(\d+)/.exec(line);
-    if (match) resolve({ http: match[1]!, udpPort: match[2]! });
+    if (match) addresses = { http: match[1]!, udpPort: match[2]! };
+    if (addresses && adminUrl) resolve(addresses);
   });
 });
 const { http, udpPort } = await listening;
@@ -80,6 +86,9 @@ Try, in another terminal:
   curl -s ${base}/ | head -20                        # the listing
   curl -r 0-99 ${base}/sample.bin | xxd | head -3     # a byte range
   curl -O ${base}/photos%202026/caf%C3%A9%20%231%20%E2%98%95.txt
+
+Dashboard: ${adminUrl ?? '(admin listener not up)'}   (metrics: ${adminUrl ?? ''}metrics, API: docs/ADMIN.md)
+  curl -s ${adminUrl ?? ''}servers
 
 Press Ctrl-C to stop.
 `);

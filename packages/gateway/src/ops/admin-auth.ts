@@ -44,7 +44,7 @@ export async function readAdminToken(path: string): Promise<string> {
 
 /** `ADDRESS:PORT` (IPv6 in brackets) of the admin listener; a missing port is an error. */
 export function parseAdminAddress(text: string): { address: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[2]) : NaN;
   if (!match || !(port >= 0 && port <= 65_535)) throw new Error(`--admin must be ADDRESS:PORT (e.g. 127.0.0.1:9090; port 0 picks a free one), not "${text}"`);
   return { address: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
