@@ -185,7 +185,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         ...server.stats,
       })),
   });
-  const metrics = createGatewayMetrics({ stats, pool, activity, maxServers: init.pool?.maxServers ?? 1_024 });
+  const metrics = createGatewayMetrics({ stats, pool, activity, maxServers: init.pool?.maxServers ?? 1_024, processMetrics: init.admin !== undefined });
   let admin: AdminListener | undefined;
   try {
     admin = init.admin ? await startAdminListener(init.admin, { pool, activity, metrics, stats, logger: logger.child('admin') }) : undefined;

@@ -21,6 +21,12 @@ export interface GatewayMetricsSources {
   activity: RequestActivity;
   /** Servers the pool holds at most: bounds the per-server label set (and the eviction memory). */
   maxServers: number;
+  /**
+   * Export prom-client's process metrics (CPU, memory, event loop lag, GC) too. They install a GC
+   * observer and an event-loop monitor that live as long as the process: only for a gateway whose
+   * metrics someone reads (one with an admin listener), not for every gateway a test starts.
+   */
+  processMetrics: boolean;
 }
 
 export interface GatewayMetrics {
@@ -40,8 +46,8 @@ export interface GatewayMetrics {
 /** Latency buckets in seconds: 1 ms to 60 s, a download of a large file takes long. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const TTFB_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** Methods named in labels; anything else a client sends (it is answered 405) is `other`. */
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT']);
+/** Methods named in labels: the two served; anything else a client sends (answered 405) is `other`. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD']);
 
 /**
  * The gateway's Prometheus metrics. Nearly all are read at scrape time from the counters the parts
@@ -51,7 +57,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'
 export function createGatewayMetrics(sources: GatewayMetricsSources): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry, prefix: 'httpgw_' });
+  if (sources.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'httpgw_' });
   let cacheSource: (() => readonly CacheTierStats[]) | undefined;
   // Stats are read once per scrape, by whichever collect callback runs first.
   let snapshot: { at: number; stats: GatewayStats } | undefined;
@@ -61,17 +67,34 @@ export function createGatewayMetrics(sources: GatewayMetricsSources): GatewayMet
     return snapshot.stats;
   };
 
-  const requests = new Counter({ name: 'httpgw_http_requests_total', help: 'HTTP requests answered, by method and status', labelNames: ['method', 'status'], registers });
-  const aborted = new Counter({ name: 'httpgw_http_responses_aborted_total', help: 'HTTP responses cut short (the client left or the transfer failed mid-body)', registers });
+  // Requests by method and status: plain integers per request, turned into series at scrape time.
+  const answered = new Map<string, number>();
+  new Counter({
+    name: 'httpgw_http_requests_total',
+    help: 'HTTP requests answered, by method and status',
+    labelNames: ['method', 'status'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, count] of answered) {
+        const space = key.indexOf(' ');
+        this.inc({ method: key.slice(0, space), status: key.slice(space + 1) }, count);
+      }
+    },
+  });
+  let abortedResponses = 0;
+  counterFrom(registers, 'httpgw_http_responses_aborted_total', 'HTTP responses cut short (the client left or the transfer failed mid-body)', [], () => [[{}, abortedResponses]]);
   const duration = new Histogram({ name: 'httpgw_http_request_duration_seconds', help: 'Time from request to the last body byte written', labelNames: ['method'], buckets: DURATION_BUCKETS, registers });
   const ttfb = new Histogram({ name: 'httpgw_http_time_to_first_byte_seconds', help: 'Time from request to the status line (a file response waits for its first chunk)', buckets: TTFB_BUCKETS, registers });
+  const durationOf = { GET: duration.labels('GET'), HEAD: duration.labels('HEAD'), other: duration.labels('other') };
   sources.activity.observe({
     firstByte: (seconds) => ttfb.observe(seconds),
     finished: (request: FinishedRequest) => {
       const method = KNOWN_METHODS.has(request.method) ? request.method : 'other';
-      requests.inc({ method, status: String(request.status) });
-      duration.observe({ method }, request.durationMs / 1_000);
-      if (request.outcome === 'aborted') aborted.inc();
+      const key = `${method} ${request.status}`;
+      answered.set(key, (answered.get(key) ?? 0) + 1);
+      durationOf[method as keyof typeof durationOf].observe(request.durationMs / 1_000);
+      if (request.outcome === 'aborted') abortedResponses++;
     },
   });
 
