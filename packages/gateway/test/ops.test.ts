@@ -114,3 +114,31 @@ describe('RequestActivity', () => {
     expect(hello!.ttfbMs).toBeGreaterThanOrEqual(0);
   });
 });
+
+describe('the cache hook', () => {
+  it('exports nothing until a cache reports, then its tiers as counters and a gauge', async () => {
+    const { createGateway } = await import('../src/gateway.js');
+    const gateway = await createGateway({ address: '127.0.0.1', httpPort: 0, udpPort: 0 });
+    try {
+      const before = await gateway.metrics.registry.metrics();
+      expect(before).not.toMatch(/^httpgw_cache_hits_total\{/m);
+      expect(gateway.metrics.cacheStats()).toBeUndefined();
+      let hits = 3;
+      gateway.metrics.setCacheSource(() => [
+        { tier: 'memory', hits, misses: 1, bytesServed: 4096, bytesStored: 8192 },
+        { tier: 'disk', hits: 0, misses: 1, bytesServed: 0, bytesStored: 0 },
+      ]);
+      const after = await gateway.metrics.registry.metrics();
+      expect(after).toMatch(/^httpgw_cache_hits_total\{tier="memory"\} 3$/m);
+      expect(after).toMatch(/^httpgw_cache_misses_total\{tier="disk"\} 1$/m);
+      expect(after).toMatch(/^httpgw_cache_served_bytes_total\{tier="memory"\} 4096$/m);
+      expect(after).toMatch(/^httpgw_cache_stored_bytes\{tier="memory"\} 8192$/m);
+      hits = 10;
+      expect(await gateway.metrics.registry.metrics()).toMatch(/^httpgw_cache_hits_total\{tier="memory"\} 10$/m);
+      // Without an admin listener, no process metrics (they would outlive the gateway).
+      expect(after).not.toContain('httpgw_process_cpu');
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
