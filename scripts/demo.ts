@@ -54,11 +54,17 @@ process.on('SIGTERM', stop);
 const wanted = Number(process.env.PORT ?? 8080);
 const cacheDir = `${repo}.cache/httpgw-demo`;
 const port = (await portIsFree(wanted)) ? wanted : 0;
+// The admin listener (metrics, admin API, dashboard) on loopback: 9090, or any free port.
+const adminPort = (await portIsFree(9090)) ? 9090 : 0;
+let adminUrl: string | undefined;
 const listening = new Promise<{ http: string; udpPort: string }>((resolve) => {
+  let addresses: { http: string; udpPort: string } | undefined;
   // The cache on disk lives next to the repository's other build output: it survives demo restarts.
-  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : []), '--cache-dir', cacheDir, '--cache-dir-size', '256MiB'], (line) => {
+  start('httpgw', gatewayBin, ['127.0.0.1', String(port), ...(port === 0 ? ['--udp-port', '0'] : []), '--admin', `127.0.0.1:${adminPort}`, '--cache-dir', cacheDir, '--cache-dir-size', '256MiB'], (line) => {
+    adminUrl ??= /admin listening on (http:\/\/[^\s"]+\/)/.exec(line)?.[1];
     const match = /listening http=(\S+) udp=\S+:(\d+)/.exec(line);
-    if (match) resolve({ http: match[1]!, udpPort: match[2]! });
+    if (match) addresses = { http: match[1]!, udpPort: match[2]! };
+    if (addresses && adminUrl) resolve(addresses);
   });
 });
 const { http, udpPort } = await listening;
@@ -83,6 +89,9 @@ Try, in another terminal:
   curl -r 0-99 ${base}/sample.bin | xxd | head -3     # a byte range
   curl -sI ${base}/sample.bin | grep -i cache-status  # a hit from the cache (kept in .cache/httpgw-demo too)
   curl -O ${base}/photos%202026/caf%C3%A9%20%231%20%E2%98%95.txt
+
+Dashboard: ${adminUrl ?? '(admin listener not up)'}   (metrics: ${adminUrl ?? ''}metrics, API: docs/ADMIN.md)
+  curl -s ${adminUrl ?? ''}servers
 
 Press Ctrl-C to stop.
 `);

@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { createFileServer } from './file-server.js';
+import { startMetricsListener } from './metrics.js';
 import type { GatewayAddress } from './link/gateway-link.js';
 
 export function parseHostPort(text: string): GatewayAddress {
@@ -26,6 +27,8 @@ function parser(argv: string[]) {
     .option('allow-dotfiles', { type: 'boolean', default: false, describe: 'serve names starting with "."' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); every datagram is then signed with HMAC-SHA256' })
     .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from a gateway; the excess is dropped' })
+    .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on http://METRICS_ADDRESS:PORT/metrics (off when not set; 0 picks a port, logged)' })
+    .option('metrics-address', { type: 'string', default: '127.0.0.1', describe: 'address of the metrics listener' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
     .env('HTTPGW')
     .example('$0 127.0.0.1 8080 --root ./files', 'serve ./files to the gateway on 127.0.0.1:8080')
@@ -43,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
   if ('exitCode' in parsed) return parsed.exitCode;
   const { args } = parsed;
   if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) return usageError('fastfilesrv', '--max-datagram-rate must be a positive integer');
+  if (args.metricsPort !== undefined && !(Number.isInteger(args.metricsPort) && args.metricsPort >= 0 && args.metricsPort <= 65_535)) return usageError('fastfilesrv', '--metrics-port must be an integer in 0..65535');
   const gateways: GatewayAddress[] = [];
   try {
     if (args.gatewayHost !== undefined || args.gatewayPort !== undefined) {
@@ -69,7 +73,17 @@ export async function main(argv: string[]): Promise<number> {
       ...(args.name ? { name: args.name } : {}),
       ...(key ? { key } : {}),
     });
-    await serveUntilSignal(logger, () => server.stop());
+    const metrics =
+      args.metricsPort === undefined
+        ? undefined
+        : await startMetricsListener({ address: args.metricsAddress, port: args.metricsPort }, () => server.stats, logger).catch(async (error: unknown) => {
+            await server.stop();
+            throw error;
+          });
+    await serveUntilSignal(logger, async () => {
+      await metrics?.close();
+      await server.stop();
+    });
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));

@@ -38,6 +38,14 @@ export interface FileServerStats {
   busy: number;
   /** Chunk MD5s computed: each file version once per chunk size, when it is first asked for. */
   digestsComputed: number;
+  datagramsOut: number;
+  bytesOut: number;
+  sendErrors: number;
+  /** Error answers sent, by code. */
+  errors: Record<ErrorCode, number>;
+  /** Gateways this server is registered with now, of those configured. */
+  gatewaysRegistered: number;
+  gatewaysConfigured: number;
 }
 
 export interface FileServer {
@@ -76,9 +84,23 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   const name = init.name ?? `${hostname()}:${port}`;
   const maxConcurrentReads = init.maxConcurrentReads ?? 512;
   const served = { chunksSent: 0, bytesSent: 0, busy: 0 };
+  const errors: Record<ErrorCode, number> = { 'not-found': 0, stale: 0, unreadable: 0, 'bad-request': 0, io: 0, busy: 0 };
   const stats = (): FileServerStats => {
-    const { datagramsIn, refused, fromStrangers, rateLimited } = endpoint.counters;
-    return { datagramsIn, refused, fromStrangers, rateLimited, ...served, digestsComputed: store.counters.digestsComputed };
+    const { datagramsIn, datagramsOut, bytesOut, sendErrors, refused, fromStrangers, rateLimited } = endpoint.counters;
+    return {
+      datagramsIn,
+      refused,
+      fromStrangers,
+      rateLimited,
+      ...served,
+      digestsComputed: store.counters.digestsComputed,
+      datagramsOut,
+      bytesOut,
+      sendErrors,
+      errors: { ...errors },
+      gatewaysRegistered: links.filter((link) => link.registered).length,
+      gatewaysConfigured: links.length,
+    };
   };
   let readsInProgress = 0;
   const send = (packet: Packet, toAddress: string, toPort: number) => endpoint.send(packet, toAddress, toPort);
@@ -96,8 +118,10 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     links.push(link);
   }
 
-  const replyError = (link: GatewayLink, requestId: number, code: ErrorCode, message: string) =>
-    send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
+  const replyError = (link: GatewayLink, requestId: number, code: ErrorCode, message: string) => {
+    errors[code]++;
+    return send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
+  };
 
   const serveMeta = async (link: GatewayLink, request: MetaRequestPacket) => {
     const meta = await store.meta(request.path, request.chunkSize).catch((error: unknown) => {

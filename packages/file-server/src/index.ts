@@ -3,3 +3,4 @@ export { FileStore, StaleVersionError, UnreadableError, DigestPendingError, type
 export { versionOfBytes } from './store/manifests.js';
 export type { GatewayAddress } from './link/gateway-link.js';
 export { main, parseHostPort } from './cli.js';
+export { createFileServerRegistry, startMetricsListener, type MetricsListener, type MetricsListenerInit } from './metrics.js';

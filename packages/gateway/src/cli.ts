@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, formatByteSize, parseByteSize, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, createGateway, defaultCacheBytes } from './gateway.js';
+import { parseAdminAddress, readAdminToken } from './ops/admin-auth.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from './http/limits.js';
 import { defaultReadAheadBudgetBytes } from './transfer/read-ahead-budget.js';
 
@@ -45,6 +46,8 @@ function parser(argv: string[]) {
     .option('keep-alive-timeout', { type: 'number', default: LIMITS.keepAliveTimeoutMs, describe: 'ms an idle keep-alive connection stays open' })
     .option('idle-timeout', { type: 'number', default: LIMITS.idleTimeoutMs, describe: 'ms a connection may go without moving a byte, during a response too' })
     .option('max-url-bytes', { type: 'number', default: LIMITS.maxUrlBytes, describe: 'longest request URL (414 beyond)' })
+    .option('admin', { type: 'string', describe: 'ADDRESS:PORT of the admin listener: /metrics, the admin API, the dashboard (off when not set; port 0 picks one, logged)' })
+    .option('admin-token-file', { type: 'string', describe: 'file holding the bearer token the admin API requires (without it the API is open)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
     .env('HTTPGW')
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
@@ -53,6 +56,7 @@ function parser(argv: string[]) {
     .example('$0 --cache-size 2GiB --cache-dir /var/cache/httpgw', 'hot files from memory, and a disk cache that survives restarts')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0', 'authenticated: only file servers with the same secret are admitted')
     .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
+    .example('$0 --admin 127.0.0.1:9090 --admin-token-file /etc/httpgw-admin.token', 'metrics, admin API and dashboard on http://127.0.0.1:9090/')
     .strict()
     .help()
     .version(false)
@@ -77,6 +81,14 @@ function checkArgs(args: Args): string | undefined {
   if (!(args.staleMaxAge >= 0)) return '--stale-max-age must be 0 or more';
   for (const [flag, value] of Object.entries(limitFlags(args))) if (!isInt(value, 1, Number.MAX_SAFE_INTEGER)) return `--${flag} must be a positive integer`;
   if (args.requestTimeout < args.headersTimeout) return '--request-timeout must be at least --headers-timeout';
+  if (args.admin !== undefined) {
+    try {
+      parseAdminAddress(args.admin);
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  }
+  if (args.adminTokenFile !== undefined && args.admin === undefined) return '--admin-token-file needs --admin';
   return undefined;
 }
 
@@ -97,6 +109,13 @@ function limitFlags(args: Args) {
   };
 }
 
+/** The options as resolved (flags, env, defaults), kebab-case as on the command line, for GET /config. */
+function resolvedConfig(args: Args): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(args)) if (name !== '_' && name !== '$0' && !/[A-Z]/.test(name)) config[name] = value;
+  return config;
+}
+
 /** Runs the CLI; resolves with the exit code once the gateway stops (SIGINT/SIGTERM). */
 export async function main(argv: string[]): Promise<number> {
   const parsed = await parseCommandLine('httpgw', parser(argv));
@@ -108,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
   try {
     const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
+    const adminToken = args.adminTokenFile ? await readAdminToken(args.adminTokenFile) : undefined;
     const gateway = await createGateway({
       address: args.address,
       httpPort: args.port,
@@ -139,6 +159,7 @@ export async function main(argv: string[]): Promise<number> {
         maxUrlBytes: args.maxUrlBytes,
       },
       logger,
+      ...(args.admin !== undefined ? { admin: { ...parseAdminAddress(args.admin), ...(adminToken ? { token: adminToken } : {}), config: resolvedConfig(args) } } : {}),
       ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
       ...(key ? { key } : {}),
     });

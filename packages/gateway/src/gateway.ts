@@ -16,6 +16,9 @@ import { Registrar } from './pool/registrar.js';
 import { RequestTracker, type RequestCounters } from './udp/request-tracker.js';
 import { ServerPool, serverKey, type PoolCounters, type ServerPoolInit } from './pool/server-pool.js';
 import { Transfers, type TransferCounters } from './transfer/transfers.js';
+import { startAdminListener, type AdminInit, type AdminListener } from './ops/admin-server.js';
+import { createGatewayMetrics, type GatewayMetrics } from './ops/metrics.js';
+import { RequestActivity } from './ops/request-activity.js';
 
 export interface GatewayInit {
   /** Address for HTTP and UDP (default 0.0.0.0). */
@@ -53,6 +56,8 @@ export interface GatewayInit {
   md5Worker?: boolean;
   /** The chunk cache (see cache/). Default: in memory, sized to the machine (defaultCacheBytes). */
   cache?: CacheInit;
+  /** The admin listener (metrics, admin API, dashboard); off when not given. */
+  admin?: AdminInit;
   logger?: Logger;
 }
 
@@ -87,13 +92,19 @@ export interface GatewayStats {
   md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
   cache: CacheStats;
-  servers: Array<{ key: string; name: string; state: string; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; badChunks: number; bytes: number }>;
+  servers: Array<{ key: string; name: string; state: string; draining: boolean; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; retransmissions: number; badChunks: number; bytes: number }>;
 }
 
 export interface Gateway {
   readonly httpAddress: { address: string; port: number };
   readonly udpAddress: { address: string; port: number };
   readonly pool: ServerPool;
+  /** Prometheus metrics (its own registry) and the cache's hook, setCacheSource. */
+  readonly metrics: GatewayMetrics;
+  /** HTTP requests in progress and the last finished ones. */
+  readonly activity: RequestActivity;
+  /** The admin listener, when `admin` was given. */
+  readonly admin: AdminListener | undefined;
   stats(): GatewayStats;
   /** Resolves once `count` servers are in the pool. */
   waitForServers(count: number): Promise<void>;
@@ -184,7 +195,8 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     logger.warn('no server holding the file answered: serving it from the cache', { path, version: record.version, ageS: Math.round((Date.now() - record.validatedAt) / 1000) });
     return { path, size: record.size, mtimeMs: record.mtimeMs, version: record.version, servers: [], checkedAt: record.validatedAt };
   };
-  const app = createHttpApp({ lookup, transfers, staleVersion, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
+  const activity = new RequestActivity();
+  const app = createHttpApp({ lookup, transfers, staleVersion, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes, observe: activity.middleware() });
   http.on('request', guard.admit(app.callback()));
 
   const httpAddress = { address, port: httpPort };
@@ -199,11 +211,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
 
-  return {
-    httpAddress,
-    udpAddress,
-    pool,
-    stats: () => ({
+  const stats = (): GatewayStats => ({
       pool: { ...pool.counters },
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
@@ -216,13 +224,38 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         key: server.key,
         name: server.name,
         state: server.state,
+        draining: server.draining,
         inFlight: server.inFlight,
         window: server.window.size,
         srttMs: server.rtt.smoothedMs,
         rtoMs: server.rtt.rtoMs,
         ...server.stats,
       })),
-    }),
+  });
+  const metrics = createGatewayMetrics({ stats, pool, activity, maxServers: init.pool?.maxServers ?? 1_024, processMetrics: init.admin !== undefined });
+  if (cache.stores) metrics.setCacheSource(() => cache.tierStats());
+  let admin: AdminListener | undefined;
+  try {
+    admin = init.admin ? await startAdminListener(init.admin, { pool, activity, metrics, stats, logger: logger.child('admin') }) : undefined;
+  } catch (error) {
+    transfers.stop();
+    collector?.stop();
+    await new Promise((resolve) => http.close(resolve));
+    requests.close();
+    answers.close();
+    pool.close();
+    await udp.close();
+    throw error;
+  }
+
+  return {
+    httpAddress,
+    udpAddress,
+    pool,
+    metrics,
+    activity,
+    admin,
+    stats,
     waitForServers: (count) =>
       new Promise<void>((resolve) => {
         const check = () => {
@@ -238,6 +271,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       stopping ??= (async () => {
         transfers.stop();
         collector?.stop();
+        await admin?.close();
         http.closeAllConnections();
         await new Promise((resolve) => http.close(resolve));
         requests.close();

@@ -7,3 +7,6 @@ export { RttEstimator } from './udp/rtt-estimator.js';
 export { CongestionWindow } from './udp/congestion-window.js';
 export { createHttpApp, requestPath } from './http/http-app.js';
 export { main } from './cli.js';
+export { type GatewayMetrics, type CacheTierStats } from './ops/metrics.js';
+export { type AdminInit, type AdminListener } from './ops/admin-server.js';
+export { parseAdminAddress, readAdminToken } from './ops/admin-auth.js';

@@ -39,6 +39,10 @@ export interface CacheCounters {
   memoryBytesServed: number;
   diskBytesServed: number;
   fetchedBytes: number;
+  /** The same in chunks. */
+  memoryChunksServed: number;
+  diskChunksServed: number;
+  fetchedChunks: number;
   /** Versions whose chunks were dropped because the servers now report another one. */
   invalidations: number;
 }
@@ -66,7 +70,7 @@ export interface ChunkPresence {
  * chunks are dropped.
  */
 export class ChunkCache {
-  readonly counters: CacheCounters = { hits: 0, stale: 0, misses: 0, memoryBytesServed: 0, diskBytesServed: 0, fetchedBytes: 0, invalidations: 0 };
+  readonly counters: CacheCounters = { hits: 0, stale: 0, misses: 0, memoryBytesServed: 0, diskBytesServed: 0, fetchedBytes: 0, memoryChunksServed: 0, diskChunksServed: 0, fetchedChunks: 0, invalidations: 0 };
   readonly memory: MemoryTier | undefined;
   readonly disk: DiskTier | undefined;
   readonly shared = new SharedChunks();
@@ -156,7 +160,9 @@ export class ChunkCache {
    */
   fromMemory(key: string, countRequest = true): Buffer | undefined {
     const data = countRequest ? this.memory?.get(key) : this.memory?.peek(key);
-    if (data) this.counters.memoryBytesServed += data.length;
+    if (!data) return undefined;
+    this.counters.memoryBytesServed += data.length;
+    this.counters.memoryChunksServed++;
     return data;
   }
 
@@ -165,6 +171,7 @@ export class ChunkCache {
     const data = await this.disk?.read(key);
     if (!data) return undefined;
     this.counters.diskBytesServed += data.length;
+    this.counters.diskChunksServed++;
     this.memory?.offer(key, data);
     return data;
   }
@@ -172,9 +179,19 @@ export class ChunkCache {
   /** A chunk fetched from the servers (its MD5 checked): kept in memory and written to disk behind the response. */
   store(key: string, data: Buffer): boolean {
     this.counters.fetchedBytes += data.length;
+    this.counters.fetchedChunks++;
     const kept = this.memory?.offer(key, data) ?? false;
     this.disk?.write(key, data);
     return kept;
+  }
+
+  /** Per tier, for the metrics: chunks each answered (hits) or had to pass on (misses), bytes served and held. */
+  tierStats(): Array<{ tier: string; hits: number; misses: number; bytesServed: number; bytesStored: number }> {
+    const c = this.counters;
+    const tiers = [];
+    if (this.memory) tiers.push({ tier: 'memory', hits: c.memoryChunksServed, misses: c.diskChunksServed + c.fetchedChunks, bytesServed: c.memoryBytesServed, bytesStored: this.memory.bytes });
+    if (this.disk) tiers.push({ tier: 'disk', hits: c.diskChunksServed, misses: c.fetchedChunks, bytesServed: c.diskBytesServed, bytesStored: this.disk.bytes });
+    return tiers;
   }
 
   /** Figures for the log and the stats. */

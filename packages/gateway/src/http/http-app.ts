@@ -11,6 +11,8 @@ export interface HttpAppDeps extends FileRouteDeps {
   serveListing?: (ctx: GatewayContext, path: string) => Promise<void>;
   /** Longest request target accepted (414 beyond). */
   maxUrlBytes?: number;
+  /** Runs first for every request: the operators' view of requests (ops/request-activity.ts). */
+  observe?: Koa.Middleware<GatewayState>;
 }
 
 export const STATUS_OF: Record<GatewayErrorCode, number> = {
@@ -72,6 +74,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
     if (code !== undefined && CLIENT_GONE.has(code)) deps.logger.debug('client went away mid-response', fields);
     else deps.logger.warn('response cut short', fields);
   });
+  if (deps.observe) app.use(deps.observe);
   app.use(accessLog(deps.logger));
   app.use(errorBodies(deps.logger));
   app.use(async (ctx, next) => {

@@ -34,6 +34,8 @@ export type RemovalReason = 'left' | 'evicted' | 'dropped';
 export class PoolServer {
   readonly key: string;
   state: ServerState = 'active';
+  /** Set by an operator (admin API): no new chunk requests go to it; those in flight finish. */
+  draining = false;
   coolingUntil = 0;
   inFlight = 0;
   consecutiveTimeouts = 0;
@@ -46,7 +48,7 @@ export class PoolServer {
   lastSeen: number;
   readonly rtt: RttEstimator;
   readonly window: CongestionWindow;
-  readonly stats = { answers: 0, timeouts: 0, badChunks: 0, bytes: 0 };
+  readonly stats = { answers: 0, timeouts: 0, retransmissions: 0, badChunks: 0, bytes: 0 };
 
   constructor(
     readonly address: string,
@@ -61,8 +63,9 @@ export class PoolServer {
     this.window = new CongestionWindow(init.window);
   }
 
-  /** Requests that may be sent now: the open part of the window, or one probe when cooling and idle. */
+  /** Requests that may be sent now: the open part of the window, or one probe when cooling and idle; none when draining. */
   get room(): number {
+    if (this.draining) return 0;
     if (this.state === 'active') return Math.max(0, this.window.size - this.inFlight);
     return this.inFlight === 0 ? 1 : 0;
   }
@@ -130,10 +133,23 @@ export class ServerPool {
     return [...this.servers.values()];
   }
 
-  /** Servers worth asking for metadata: everything registered that is not cooling down. */
+  /** Servers worth asking for metadata: everything registered that is not cooling down (nor draining, ever). */
   usable(): PoolServer[] {
-    const usable = this.list().filter((server) => server.state === 'active');
-    return usable.length > 0 ? usable : this.list();
+    const open = this.list().filter((server) => !server.draining);
+    const usable = open.filter((server) => server.state === 'active');
+    return usable.length > 0 ? usable : open;
+  }
+
+  /**
+   * An operator takes `server` out of rotation (HAProxy's `drain`): it gets no new requests and no
+   * new lookups; requests in flight finish. It stays registered (heartbeats keep it) until it leaves
+   * or is evicted; a server that registers again after leaving starts undrained.
+   */
+  drain(server: PoolServer): void {
+    if (server.draining) return;
+    server.draining = true;
+    this.logger.info('server draining', { server: server.key, inFlight: server.inFlight });
+    this.changed.emit();
   }
 
   isBanned(address: string, port: number): boolean {

@@ -221,6 +221,7 @@ export class ChunkFetcher {
       if (!server) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.retries.shift();
       this.stats.retransmissions++;
+      server.stats.retransmissions++;
       this.request(chunk, 1, server);
     }
     for (;;) {

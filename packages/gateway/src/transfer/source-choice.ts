@@ -70,7 +70,7 @@ export class SourceChoice {
     const neededInBlock = Math.min(remaining, toBlockEnd);
     const ownerKey = this.affinity[Math.floor(first / AFFINITY_BLOCK) % this.affinity.length];
     const owner = ownerKey === undefined ? undefined : this.pool.get(ownerKey);
-    const ownerUsable = owner !== undefined && owner.state === 'active';
+    const ownerUsable = owner !== undefined && owner.state === 'active' && !owner.draining;
     if (owner) {
       const run = runFor(owner, inBlock, neededInBlock);
       if (run) return run;
@@ -94,7 +94,7 @@ export class SourceChoice {
   forHedge(asked: ReadonlyMap<number, string>): PoolServer | undefined {
     let fallback: PoolServer | undefined;
     const found = this.first((server) => {
-      if (server.state !== 'active' || isAsked(asked, server.key)) return undefined;
+      if (server.state !== 'active' || server.draining || isAsked(asked, server.key)) return undefined;
       if (server.hasRoom) return server;
       fallback ??= server;
       return undefined;
