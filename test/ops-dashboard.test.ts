@@ -50,10 +50,13 @@ describe('the dashboard in headless Chromium', () => {
     await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(3);
     const names = await Promise.all((await rows.all()).map((row) => row.getAttribute('data-server')));
     expect(names.sort()).toEqual(cluster.gateway.pool.list().map((server) => server.key).sort());
-    expect(await page.textContent('#cache')).toBe('no cache');
+    // The cache is on (the default) but has answered nothing yet.
+    expect(await page.textContent('#cache')).toBe('–');
 
     // A few small requests for the request-rate chart, then two slow downloads.
     for (let i = 0; i < 5; i++) await (await fetch(cluster.url('docs/readme.txt'))).text();
+    // One miss, then hits: the hit ratio shows.
+    await expect.poll(() => page.textContent('#cache'), { timeout: 10_000 }).toMatch(/^\d+(\.\d)? %$/);
     const downloads = [slowCurl(cluster.url('videos/launch.mp4'), '6M'), slowCurl(cluster.url('videos/launch.mp4'), '4M')];
     const figures = new Set<string>();
     await until(() => cluster.gateway.activity.inProgress === 2, 10_000, 'both downloads to start');

@@ -118,7 +118,8 @@ describe('RequestActivity', () => {
 describe('the cache hook', () => {
   it('exports nothing until a cache reports, then its tiers as counters and a gauge', async () => {
     const { createGateway } = await import('../src/gateway.js');
-    const gateway = await createGateway({ address: '127.0.0.1', httpPort: 0, udpPort: 0 });
+    // No cache tier: the hook is the subject (a gateway with its cache registers its tiers at start).
+    const gateway = await createGateway({ address: '127.0.0.1', httpPort: 0, udpPort: 0, cache: { memoryBytes: 0 } });
     try {
       const before = await gateway.metrics.registry.metrics();
       expect(before).not.toMatch(/^httpgw_cache_hits_total\{/m);
