@@ -8,3 +8,4 @@ export { normalizePath, type PathRules } from './paths.js';
 export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './replay-window.js';
 export { chunkDigest, chunkDigestMatches } from './digest.js';
 export { createFrameCodec, type FrameCodec, type FrameCodecInit } from './frame-codec.js';
+export { chunkDatagramBytes, defaultMaxDatagramSize, isDatagramSize, listEntryBytes, listEntriesBudget } from './datagram-size.js';

@@ -4,3 +4,4 @@ export { bindUdpSocket, type UdpSocketInit } from './udp-socket.js';
 export { DatagramEndpoint, type DatagramEndpointInit, type DatagramCounters } from './datagram-endpoint.js';
 export { EXIT_USAGE, usageError, parseCommandLine, readSecretKey, serveUntilSignal, runIfMain, batchedWriter } from './cli-runner.js';
 export { Listeners } from './listeners.js';
+export { normalizeAddress, formatHostPort, urlHost, parseHostPort, socketTypeFor, resolveHost, type HostPort } from './net-address.js';
