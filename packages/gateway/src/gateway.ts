@@ -27,7 +27,7 @@ export interface GatewayInit {
   /**
    * Largest datagram the gateway receives: named in every list request, so servers cut their pages to
    * fit; a chunk's datagram must fit it too. Default: defaultMaxDatagramSize(chunkSize), 1,452 bytes
-   * (MTU-safe) for chunks of up to 1,282 bytes, else 65,507.
+   * (MTU-safe) for chunks of up to 1,280 bytes, else 65,507.
    */
   maxDatagramSize?: number;
   /** Largest congestion window: requests in flight to one server at most. */

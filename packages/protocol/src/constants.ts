@@ -16,9 +16,9 @@ export const MTU_SAFE_DATAGRAM_BYTES = 1_452;
 export const MIN_DATAGRAM_BYTES = 576;
 /**
  * Bytes of a `chunk` datagram beside its data, at most: frame header (4), auth header with the longest
- * key id (49), HMAC (32), and the msgpack map with 64-bit ids and a 3-byte bin header (85).
+ * key id (49), HMAC (32), and the msgpack map with 64-bit ids and a 3-byte bin header (87).
  */
-export const CHUNK_DATAGRAM_OVERHEAD = 170;
+export const CHUNK_DATAGRAM_OVERHEAD = 172;
 /**
  * Bytes of a `list` datagram beside its entries, at most: frame and auth (85), the map with 64-bit
  * request id and cursor and a 3-byte array header (55).
