@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { createFileServer } from '@httpgw/file-server';
+import { createGateway } from '@httpgw/gateway';
 import { keyFromSecret } from '@httpgw/protocol';
 import { formatHostPort } from '@httpgw/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +9,7 @@ import { makeTempDir, sha256, startCluster, writeFiles, type Cluster } from './s
 import { curlGet } from './support/curl-get.js';
 import { startProcess, type RunningProcess } from './support/processes.js';
 import { until } from './support/wait.js';
+import { captureLogger } from './support/faulty-harness.js';
 
 // The main scenarios over IPv4 and IPv6 loopback alike, then a dual-stack `::` gateway (the real
 // commands) reached by IPv4 and IPv6 clients and file servers at once.
@@ -105,6 +108,8 @@ describe('the real commands on a dual-stack :: gateway', () => {
     // One server registers over IPv4 (reaching the :: socket as ::ffff:127.0.0.1), one over IPv6.
     servers.push(startProcess('fastfilesrv', ['127.0.0.1', udp!, '--root', root.path, '--name', 'v4']));
     servers.push(startProcess('fastfilesrv', ['--gateway', `[::1]:${udp!}`, '--root', root.path, '--name', 'v6']));
+    // A dual-stack server socket talking to an IPv4 gateway hears it as ::ffff:127.0.0.1: still its gateway.
+    servers.push(startProcess('fastfilesrv', ['127.0.0.1', udp!, '--bind', '::', '--root', root.path, '--name', 'v4-from-dual']));
     await Promise.all(servers.map((server) => server.waitForLine(/registered with gateway/)));
   });
 
@@ -116,6 +121,7 @@ describe('the real commands on a dual-stack :: gateway', () => {
   it('admits an IPv4 server as its IPv4 address and an IPv6 one in brackets', async () => {
     await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ name=v4/);
     await gateway.waitForLine(/server admitted server=\[::1\]:\d+ name=v6/);
+    await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ name=v4-from-dual/);
     expect(gateway.log()).not.toMatch(/::ffff:/);
     expect(servers[1]!.log()).toMatch(/serving .*udp=\[::\]:\d+ gateways=\[::1\]:\d+/);
   });
@@ -129,6 +135,32 @@ describe('the real commands on a dual-stack :: gateway', () => {
     await gateway.waitForLine(/GET \/big\.bin status=200 .*client=127\.0\.0\.1$/);
     await gateway.waitForLine(/GET \/big\.bin status=200 .*client=::1$/);
     expect(gateway.log()).not.toMatch(/::ffff:/);
+  });
+
+  it('counts an IPv4 client of the dual-stack listener against its IPv4 address\'s per-client limit', async () => {
+    const log = captureLogger();
+    const dual = await createGateway({ address: '::', httpPort: 0, udpPort: 0, limits: { maxConnectionsPerClient: 1 }, logger: log.logger });
+    const sockets: Socket[] = [];
+    try {
+      const connect = () =>
+        new Promise<{ socket: Socket; text: () => string; closed: Promise<void> }>((resolve) => {
+          const socket = connectTcp(dual.httpAddress.port, '127.0.0.1');
+          sockets.push(socket);
+          let text = '';
+          socket.on('data', (data: Buffer) => (text += data.toString()));
+          const closed = new Promise<void>((done) => socket.once('close', () => done()));
+          socket.once('connect', () => resolve({ socket, text: () => text, closed }));
+        });
+      await connect();
+      await until(() => dual.stats().limits.connectionsOpen === 1, 5_000, 'one connection');
+      const second = await connect();
+      await second.closed;
+      expect(second.text()).toMatch(/^HTTP\/1\.1 429 /);
+      await until(() => log.lines.some((line) => /per-client connection limit hit client=127\.0\.0\.1 /.test(line)), 5_000, 'the log line');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await dual.stop();
+    }
   });
 
   it('httpgw ::1 binds HTTP and UDP on IPv6 loopback, and fastfilesrv ::1 PORT registers with it', async () => {
