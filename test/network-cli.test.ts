@@ -33,5 +33,8 @@ describe('network flags', () => {
     const mismatch = await run(process.execPath, [BINS.fastfilesrv, '--gateway', '[::1]:8080', '--bind', '127.0.0.1']);
     expect(mismatch.code).toBe(1);
     expect(mismatch.stderr).toMatch(/gateway \[::1\]:8080 is IPv6 but the local address 127\.0\.0\.1 is IPv4/);
+    const reverse = await run(process.execPath, [BINS.fastfilesrv, '127.0.0.1', '8080', '--bind', '::1']);
+    expect(reverse.code).toBe(1);
+    expect(reverse.stderr).toMatch(/gateway 127\.0\.0\.1:8080 is IPv4 but the local address ::1 is IPv6: bind to :: \(both families\)/);
   });
 });

@@ -66,9 +66,11 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   // Gateways are resolved before the socket is bound: their family decides the socket's.
   const resolved = await Promise.all(init.gateways.map(async (gateway) => ({ ...gateway, ...(await resolveHost(gateway.host)) })));
   const bindAddress = init.bindAddress ?? (resolved.some((gateway) => gateway.family === 6) ? '::' : '0.0.0.0');
-  if (!bindAddress.includes(':')) {
-    const v6 = resolved.find((gateway) => gateway.family === 6);
-    if (v6) throw new Error(`gateway ${formatHostPort(v6.address, v6.port)} is IPv6 but the local address ${bindAddress} is IPv4: bind to :: or an IPv6 address`);
+  // Only the dual-stack :: reaches both families: say a mismatch at start, not as send errors later.
+  const mismatch = bindAddress.includes(':') ? (bindAddress === '::' ? undefined : resolved.find((gateway) => gateway.family === 4)) : resolved.find((gateway) => gateway.family === 6);
+  if (mismatch) {
+    const family = (gateway: { family: 4 | 6 }) => `IPv${gateway.family}`;
+    throw new Error(`gateway ${formatHostPort(mismatch.address, mismatch.port)} is ${family(mismatch)} but the local address ${bindAddress} is ${family({ family: mismatch.family === 4 ? 6 : 4 })}: bind to :: (both families) or an address of the gateway's family`);
   }
   const root = await store.init();
   const codec = createFrameCodec({ key: init.key });
