@@ -12,21 +12,21 @@ afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((c) => c()));
 });
 
-/** A UDP socket on 127.0.0.1:0 that records what it receives; `echo` sends every datagram back. */
-async function peer(echo = false): Promise<Peer> {
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+/** A UDP socket on 127.0.0.1:0 (or `address`) that records what it receives; `echo` sends every datagram back. */
+async function peer(echo = false, address = '127.0.0.1'): Promise<Peer> {
+  const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
   const received: Received[] = [];
   socket.on('message', (data, from) => {
     received.push({ data, from });
     if (echo) socket.send(data, from.port, from.address);
   });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
   cleanups.push(() => new Promise((resolve) => socket.close(() => resolve())));
   return { socket, port: socket.address().port, received };
 }
 
-async function relayTo(target: Peer, init: Omit<UdpRelayInit, 'target'> = {}): Promise<UdpRelay> {
-  const relay = await createUdpRelay({ target: { address: '127.0.0.1', port: target.port }, ...init });
+async function relayTo(target: Peer, init: Omit<UdpRelayInit, 'target'> = {}, address = '127.0.0.1'): Promise<UdpRelay> {
+  const relay = await createUdpRelay({ target: { address, port: target.port }, ...init });
   cleanups.push(() => relay.close());
   return relay;
 }
@@ -44,7 +44,7 @@ const seqs = (received: Received[]): number[] => received.map((r) => r.data.read
 /** Everything the relay took in toward the target has been either forwarded or counted as gone. */
 const ingested = (relay: UdpRelay): number => {
   const s = relay.stats.toTarget;
-  return s.forwarded - s.duplicated + s.dropped + s.blackholed + s.silenced;
+  return s.forwarded - s.duplicated + s.dropped + s.blackholed + s.silenced + s.oversize;
 };
 
 describe('seeded random', () => {
@@ -257,6 +257,38 @@ describe('udp relay', () => {
     const other = await run(43);
     expect(second).toEqual(first);
     expect(other.payloads).not.toEqual(first.payloads);
+  });
+
+  it('drops every datagram above maxDatagramBytes, each direction by its own rule, and forwards the rest', async () => {
+    const target = await peer(true);
+    const relay = await relayTo(target, { toTarget: { maxDatagramBytes: 1_472 }, fromTarget: { maxDatagramBytes: 1_000 } });
+    const client = await peer();
+    for (const size of [1, 999, 1_000, 1_001, 1_472, 1_473, 9_000, 60_000]) client.socket.send(Buffer.alloc(size, 7), relay.address.port, relay.address.address);
+    await until(() => ingested(relay) === 8);
+    await until(() => target.received.length === 5);
+    expect(target.received.map((r) => r.data.length).sort((a, b) => a - b)).toEqual([1, 999, 1_000, 1_001, 1_472]);
+    expect(relay.stats.toTarget).toMatchObject({ oversize: 3, forwarded: 5, largestForwarded: 1_472 });
+    // The echoes come back through the other rule: 1,001 and 1,472 are over its 1,000.
+    await until(() => relay.stats.fromTarget.received === 5);
+    await until(() => client.received.length === 3);
+    expect(client.received.map((r) => r.data.length).sort((a, b) => a - b)).toEqual([1, 999, 1_000]);
+    expect(relay.stats.fromTarget).toMatchObject({ oversize: 2, forwarded: 3, largestForwarded: 1_000 });
+    // Lifted at run time: everything passes again.
+    relay.setImpairment('toTarget', {});
+    client.socket.send(Buffer.alloc(9_000), relay.address.port, relay.address.address);
+    await until(() => target.received.length === 6);
+    expect(relay.stats.toTarget.largestForwarded).toBe(9_000);
+  });
+
+  it('relays IPv6 when its target is on ::1', async () => {
+    const target = await peer(true, '::1');
+    const relay = await relayTo(target, {}, '::1');
+    expect(relay.address.address).toBe('::1');
+    const client = await peer(false, '::1');
+    sendSeq(client, relay, 3);
+    await until(() => client.received.length === 3);
+    expect(seqs(client.received)).toEqual([0, 1, 2]);
+    expect(target.received.every((r) => r.from.address === '::1' && r.from.port !== client.port)).toBe(true);
   });
 
   it('close clears pending timers and sockets, and is idempotent', async () => {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { createFileServer, type FileServer, type FileServerInit } from '@httpgw/file-server';
 import { createGateway, type Gateway, type GatewayInit } from '@httpgw/gateway';
+import { urlHost } from '@httpgw/runtime';
 import { createUdpRelay, type UdpRelay, type UdpRelayInit } from './udp-relay.js';
 
 /** A temp directory removed when `remove` is called (register it with onTestFinished/afterAll). */
@@ -34,6 +35,8 @@ export interface ClusterInit {
   servers?: number;
   gateway?: GatewayInit;
   fileServer?: Partial<FileServerInit>;
+  /** Loopback address of every socket (default 127.0.0.1; '::1' runs the cluster over IPv6). */
+  host?: string;
   /** Put a fault-injecting relay between the file servers and the gateway. */
   relay?: Omit<UdpRelayInit, 'target'>;
 }
@@ -43,24 +46,25 @@ export interface Cluster {
   servers: FileServer[];
   relay: UdpRelay | undefined;
   root: string;
-  /** http://127.0.0.1:PORT/<path>, each segment percent-encoded. */
+  /** http://HOST:PORT/<path> (IPv6 in brackets), each segment percent-encoded. */
   url(path: string): string;
   /** Starts one more file server (through the relay when there is one) and waits until it is registered. */
   addServer(init?: Partial<FileServerInit>): Promise<FileServer>;
   stop(): Promise<void>;
 }
 
-/** A gateway and N file servers on 127.0.0.1, ports chosen by the kernel, all registered. */
+/** A gateway and N file servers on 127.0.0.1 (or `host`), ports chosen by the kernel, all registered. */
 export async function startCluster(init: ClusterInit): Promise<Cluster> {
-  const gateway = await createGateway({ address: '127.0.0.1', httpPort: 0, udpPort: 0, ...init.gateway });
+  const host = init.host ?? '127.0.0.1';
+  const gateway = await createGateway({ address: host, httpPort: 0, udpPort: 0, ...init.gateway });
   const relay = init.relay ? await createUdpRelay({ ...init.relay, target: gateway.udpAddress }) : undefined;
   const registerWith = relay ? relay.address : gateway.udpAddress;
   const servers: FileServer[] = [];
   const addServer = async (extra?: Partial<FileServerInit>) => {
     const server = await createFileServer({
-      gateways: [{ host: '127.0.0.1', port: registerWith.port }],
+      gateways: [{ host, port: registerWith.port }],
       root: init.root,
-      bindAddress: '127.0.0.1',
+      bindAddress: host,
       ...init.fileServer,
       ...extra,
     });
@@ -75,7 +79,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     servers,
     relay,
     root: init.root,
-    url: (path) => `http://127.0.0.1:${gateway.httpAddress.port}/${path.split('/').map(encodeURIComponent).join('/')}`,
+    url: (path) => `http://${urlHost(host)}:${gateway.httpAddress.port}/${path.split('/').map(encodeURIComponent).join('/')}`,
     addServer,
     async stop() {
       await Promise.all(servers.map((server) => server.stop()));

@@ -4,7 +4,9 @@
  * It behaves like a NAT between file servers and the gateway: every distinct client source
  * address gets its own upstream socket, so the gateway sees one address per file server and
  * answers it there; answers are relayed back to the client from the public socket. Each
- * direction can independently lose, duplicate, corrupt, delay and reorder datagrams.
+ * direction can independently lose, duplicate, corrupt, delay and reorder datagrams, and drop those
+ * above a size (a path that drops IP fragments). It speaks the target's family: a target on ::1
+ * gets a relay on ::1.
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +21,8 @@ export interface ImpairmentInit {
   delayMs?: number;
   jitterMs?: number;
   corrupt?: number;
+  /** Drop every datagram whose UDP payload is above this many bytes, as a path MTU with fragments dropped does. */
+  maxDatagramBytes?: number;
 }
 export interface UdpRelayInit {
   target: { address: string; port: number };
@@ -39,6 +43,10 @@ export interface RelayCounters {
   delayed: number;
   blackholed: number;
   silenced: number;
+  /** Dropped for being above maxDatagramBytes. */
+  oversize: number;
+  /** The largest datagram forwarded. */
+  largestForwarded: number;
 }
 type Endpoint = { address: string; port: number };
 type Direction = 'toTarget' | 'fromTarget';
@@ -52,10 +60,9 @@ export interface UdpRelay {
   close(): Promise<void>;
 }
 
-const LOOPBACK = '127.0.0.1';
 // Large buffers so that bursts in tests are not dropped by the kernel: the relay must add only
 // the loss it is asked for. The kernel here caps at 4 MiB anyway.
-const SOCKET_OPTIONS: SocketOptions = { type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 };
+const socketOptions = (type: 'udp4' | 'udp6'): SocketOptions => ({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
 
 // Clamp rather than throw: a bad setting should not take a test's network down.
 const probability = (x: number | undefined): number => (x !== undefined && x > 0 ? Math.min(x, 1) : 0);
@@ -72,6 +79,7 @@ function normalize(init: ImpairmentInit): Impairment {
     delayMs: millis(init.delayMs),
     jitterMs: millis(init.jitterMs),
     corrupt: probability(init.corrupt),
+    maxDatagramBytes: init.maxDatagramBytes !== undefined && init.maxDatagramBytes >= 0 ? init.maxDatagramBytes : Number.POSITIVE_INFINITY,
   };
 }
 
@@ -83,7 +91,7 @@ interface Lane {
   readonly counters: RelayCounters;
 }
 const newCounters = (): RelayCounters => ({
-  received: 0, receivedBytes: 0, forwarded: 0, forwardedBytes: 0, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0, delayed: 0, blackholed: 0, silenced: 0,
+  received: 0, receivedBytes: 0, forwarded: 0, forwardedBytes: 0, dropped: 0, duplicated: 0, reordered: 0, corrupted: 0, delayed: 0, blackholed: 0, silenced: 0, oversize: 0, largestForwarded: 0,
 });
 
 function isLost(lane: Lane): boolean {
@@ -104,6 +112,9 @@ interface Mapping { client: Endpoint; socket: Socket; upstream: Endpoint | undef
 export async function createUdpRelay(init: UdpRelayInit): Promise<UdpRelay> {
   const target: Endpoint = { address: init.target.address, port: init.target.port };
   const seed = init.seed ?? 1;
+  const ipv6 = target.address.includes(':');
+  const LOOPBACK = ipv6 ? '::1' : '127.0.0.1';
+  const SOCKET_OPTIONS = socketOptions(ipv6 ? 'udp6' : 'udp4');
   // Separate PRNG streams per direction: otherwise the interleaving of the two directions (which
   // depends on timing) would change which datagrams get hit, and a seed would not reproduce.
   const lanes: Record<Direction, Lane> = {
@@ -132,6 +143,7 @@ export async function createUdpRelay(init: UdpRelayInit): Promise<UdpRelay> {
     if (closed) return;
     counters.forwarded++;
     counters.forwardedBytes += data.length;
+    counters.largestForwarded = Math.max(counters.largestForwarded, data.length);
     try {
       socket.send(data, to.port, to.address, () => {});
     } catch {
@@ -146,6 +158,7 @@ export async function createUdpRelay(init: UdpRelayInit): Promise<UdpRelay> {
     counters.receivedBytes += data.length;
     if (performance.now() < blackoutUntil) return void counters.blackholed++;
     if (silenced.has(clientPort)) return void counters.silenced++;
+    if (data.length > imp.maxDatagramBytes) return void counters.oversize++;
     if (isLost(lane)) return void counters.dropped++;
     let out = data;
     if (imp.corrupt > 0 && data.length > 0 && random() < imp.corrupt) {

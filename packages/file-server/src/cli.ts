@@ -1,16 +1,18 @@
 import yargs from 'yargs';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
+import { MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES, isDatagramSize } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, parseHostPort, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { createFileServer } from './file-server.js';
 import { startMetricsListener } from './metrics.js';
 import type { GatewayAddress } from './link/gateway-link.js';
 
-export function parseHostPort(text: string): GatewayAddress {
-  const match = /^(.+):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port < 1 || port > 65_535) throw new Error(`"${text}" is not HOST:PORT`);
-  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
-}
+export { parseHostPort };
 
+/** The positional GATEWAY_HOST GATEWAY_PORT: the host may be an IPv6 address, with or without brackets. */
+function positionalGateway(host: string, port: number): GatewayAddress {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (bare === '' || !(Number.isInteger(port) && port >= 1 && port <= 65_535)) throw new Error(`"${host} ${port}" is not GATEWAY_HOST GATEWAY_PORT`);
+  return { host: bare, port };
+}
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -21,11 +23,12 @@ function parser(argv: string[]) {
     .positional('gatewayPort', { type: 'number', describe: 'gateway UDP port' })
     .option('gateway', { type: 'string', array: true, describe: 'another gateway to serve, as HOST:PORT (repeatable)' })
     .option('root', { type: 'string', default: '.', describe: 'directory to serve; no path leads outside it (hard links under it are served as the files they are)' })
-    .option('bind', { type: 'string', default: '0.0.0.0', describe: 'local UDP address' })
+    .option('bind', { type: 'string', defaultDescription: '0.0.0.0, or :: when a gateway is IPv6', describe: 'local UDP address (:: is dual-stack: IPv4 and IPv6)' })
     .option('port', { type: 'number', default: 0, describe: 'local UDP port (0: any free port)' })
     .option('name', { type: 'string', describe: 'server name shown in the gateway logs (default HOST:PORT)' })
     .option('allow-dotfiles', { type: 'boolean', default: false, describe: 'serve names starting with "."' })
     .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); every datagram is then signed with HMAC-SHA256' })
+    .option('max-datagram-size', { type: 'number', default: MAX_DATAGRAM_BYTES, describe: `largest UDP datagram sent, ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}: listing pages are cut to fit it (and the size each gateway names)` })
     .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from a gateway; the excess is dropped' })
     .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on http://METRICS_ADDRESS:PORT/metrics (off when not set; 0 picks a port, logged)' })
     .option('metrics-address', { type: 'string', default: '127.0.0.1', describe: 'address of the metrics listener' })
@@ -33,6 +36,7 @@ function parser(argv: string[]) {
     .env('HTTPGW')
     .example('$0 127.0.0.1 8080 --root ./files', 'serve ./files to the gateway on 127.0.0.1:8080')
     .example('$0 --gateway gw1:8080 --gateway gw2:8080', 'serve the current directory to two gateways')
+    .example('$0 --gateway [2001:db8::1]:8080', 'register with a gateway over IPv6 (the socket binds ::)')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0 gw 8080', 'authenticated: the gateway must use the same secret')
     .strict()
     .help()
@@ -47,11 +51,12 @@ export async function main(argv: string[]): Promise<number> {
   const { args } = parsed;
   if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) return usageError('fastfilesrv', '--max-datagram-rate must be a positive integer');
   if (args.metricsPort !== undefined && !(Number.isInteger(args.metricsPort) && args.metricsPort >= 0 && args.metricsPort <= 65_535)) return usageError('fastfilesrv', '--metrics-port must be an integer in 0..65535');
+  if (!isDatagramSize(args.maxDatagramSize)) return usageError('fastfilesrv', `--max-datagram-size must be an integer in ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}`);
   const gateways: GatewayAddress[] = [];
   try {
     if (args.gatewayHost !== undefined || args.gatewayPort !== undefined) {
       if (args.gatewayHost === undefined || args.gatewayPort === undefined) throw new Error('give both GATEWAY_HOST and GATEWAY_PORT');
-      gateways.push(parseHostPort(`${args.gatewayHost}:${args.gatewayPort}`));
+      gateways.push(positionalGateway(args.gatewayHost, args.gatewayPort));
     }
     for (const text of args.gateway ?? []) gateways.push(parseHostPort(text));
     if (gateways.length === 0) throw new Error('no gateway given: pass GATEWAY_HOST GATEWAY_PORT or --gateway HOST:PORT');
@@ -65,7 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     const server = await createFileServer({
       gateways,
       root: args.root,
-      bindAddress: args.bind,
+      ...(args.bind !== undefined ? { bindAddress: args.bind } : {}),
+      maxDatagramSize: args.maxDatagramSize,
       bindPort: args.port,
       allowDotfiles: args.allowDotfiles,
       maxDatagramRate: args.maxDatagramRate,

@@ -1,7 +1,6 @@
-import { lookup } from 'node:dns/promises';
 import { hostname } from 'node:os';
-import { MAX_DATAGRAM_BYTES, createFrameCodec, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, silentLogger, type Logger } from '@httpgw/runtime';
+import { MAX_DATAGRAM_BYTES, createFrameCodec, isDatagramSize, listEntriesBudget, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, formatHostPort, resolveHost, silentLogger, type Logger } from '@httpgw/runtime';
 import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
 import { FileStore } from './store/file-store.js';
 import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
@@ -10,13 +9,18 @@ export interface FileServerInit {
   gateways: GatewayAddress[];
   /** Directory to serve (default: the current directory). */
   root?: string;
-  /** Local UDP address and port (default 0.0.0.0, port 0). */
+  /** Local UDP address and port (default 0.0.0.0, or the dual-stack :: when a gateway has an IPv6 address; port 0). */
   bindAddress?: string;
   bindPort?: number;
   name?: string;
   allowDotfiles?: boolean;
   /** Shared secret: every datagram is signed and checked (see docs/SECURITY.md). */
   key?: FrameKey;
+  /**
+   * Largest datagram this server sends (default MAX_DATAGRAM_BYTES): listing pages are cut to fit
+   * it and the limit the gateway names in its list requests, whichever is smaller.
+   */
+  maxDatagramSize?: number;
   /** Reads in progress at most; requests beyond it are answered `busy`. */
   maxConcurrentReads?: number;
   /** Datagrams per second accepted from one gateway address; the excess is dropped and counted. */
@@ -65,12 +69,23 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     allowDotfiles: init.allowDotfiles ?? false,
     ...(init.revalidateMs !== undefined ? { revalidateMs: init.revalidateMs } : {}),
   });
+  const maxDatagramSize = init.maxDatagramSize ?? MAX_DATAGRAM_BYTES;
+  if (!isDatagramSize(maxDatagramSize)) throw new RangeError(`max datagram size must be an integer in 576..${MAX_DATAGRAM_BYTES}`);
+  // Gateways are resolved before the socket is bound: their family decides the socket's.
+  const resolved = await Promise.all(init.gateways.map(async (gateway) => ({ ...gateway, ...(await resolveHost(gateway.host)) })));
+  const bindAddress = init.bindAddress ?? (resolved.some((gateway) => gateway.family === 6) ? '::' : '0.0.0.0');
+  // Only the dual-stack :: reaches both families: say a mismatch at start, not as send errors later.
+  const mismatch = bindAddress.includes(':') ? (bindAddress === '::' ? undefined : resolved.find((gateway) => gateway.family === 4)) : resolved.find((gateway) => gateway.family === 6);
+  if (mismatch) {
+    const family = (gateway: { family: 4 | 6 }) => `IPv${gateway.family}`;
+    throw new Error(`gateway ${formatHostPort(mismatch.address, mismatch.port)} is ${family(mismatch)} but the local address ${bindAddress} is ${family({ family: mismatch.family === 4 ? 6 : 4 })}: bind to :: (both families) or an address of the gateway's family`);
+  }
   const root = await store.init();
   const codec = createFrameCodec({ key: init.key });
   const links: GatewayLink[] = [];
   const linkAt = (address: string, port: number) => links.find((link) => link.address === address && link.port === port);
   const endpoint = await DatagramEndpoint.open({
-    address: init.bindAddress ?? '0.0.0.0',
+    address: bindAddress,
     port: init.bindPort ?? 0,
     codec,
     socketBufferBytes: init.socketBufferBytes ?? 4 * 1024 * 1024,
@@ -105,22 +120,21 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   let readsInProgress = 0;
   const send = (packet: Packet, toAddress: string, toPort: number) => endpoint.send(packet, toAddress, toPort);
 
-  for (const gateway of init.gateways) {
-    const resolved = (await lookup(gateway.host, { family: 4 })).address;
+  for (const gateway of resolved) {
     const link = new GatewayLink({
-      address: resolved,
+      address: gateway.address,
       port: gateway.port,
-      label: `${gateway.host}:${gateway.port}`,
+      label: formatHostPort(gateway.host, gateway.port),
       name,
       logger,
-      send: (packet) => send(packet, resolved, gateway.port),
+      send: (packet) => send(packet, gateway.address, gateway.port),
     });
     links.push(link);
   }
 
   const replyError = (link: GatewayLink, requestId: number, code: ErrorCode, message: string) => {
     errors[code]++;
-    return send({ type: 'error', requestId, code, message: message.slice(0, 200) }, link.address, link.port);
+    return send({ type: 'error', requestId, code, message: truncateUtf8(message, 200) }, link.address, link.port);
   };
 
   const serveMeta = async (link: GatewayLink, request: MetaRequestPacket) => {
@@ -148,7 +162,9 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   };
 
   const serveList = async (link: GatewayLink, request: ListRequestPacket) => {
-    const page = await store.list(request.path, request.cursor, MAX_DATAGRAM_BYTES - 1_024);
+    // A gateway that names no limit (before the field existed) gets the pages it always got.
+    const limit = Math.min(request.maxDatagramSize ?? MAX_DATAGRAM_BYTES, maxDatagramSize);
+    const page = await store.list(request.path, request.cursor, listEntriesBudget(limit));
     send({ type: 'list', requestId: request.requestId, entries: page.entries, next: page.next }, link.address, link.port);
   };
 
@@ -194,7 +210,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     link.handle(packet);
   }
 
-  logger.info('serving', { root, udp: `${address}:${port}`, gateways: links.map((link) => link.label).join(','), auth: codec.authenticated ? 'hmac-sha256' : 'off' });
+  logger.info('serving', { root, udp: formatHostPort(address, port), gateways: links.map((link) => link.label).join(','), auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: any host that can reach this server can pose as a gateway it registered with (see --secret-file)');
   for (const link of links) link.start();
 
@@ -218,6 +234,17 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       logger.info('stopped');
     },
   };
+}
+
+/** At most `maxBytes` of UTF-8 (the decoder refuses messages over MAX_MESSAGE_LENGTH bytes), cut between characters. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let cut = '';
+  for (const char of text) {
+    if (Buffer.byteLength(cut) + Buffer.byteLength(char) > maxBytes) break;
+    cut += char;
+  }
+  return cut;
 }
 
 function describeFailure(error: unknown): [ErrorCode, string] {

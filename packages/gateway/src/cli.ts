@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
+import { MAX_CHUNK_SIZE, MAX_DATAGRAM_BYTES, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, MTU_SAFE_DATAGRAM_BYTES, chunkDatagramBytes, isDatagramSize } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, formatByteSize, parseByteSize, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, createGateway, defaultCacheBytes } from './gateway.js';
 import { parseAdminAddress, readAdminToken } from './ops/admin-auth.js';
@@ -11,10 +11,15 @@ function parser(argv: string[]) {
     .scriptName('httpgw')
     .usage('$0 [ADDRESS] [PORT] [options]\n\nHTTP gateway to a pool of UDP file servers (fastfilesrv): GET /<path> streams the file, fetched in chunks from every server that holds it.')
     .command('$0 [address] [port]', false)
-    .positional('address', { type: 'string', default: '0.0.0.0', describe: 'address for HTTP and UDP' })
+    .positional('address', { type: 'string', default: '0.0.0.0', describe: 'address for HTTP and UDP (IPv6 too; :: is dual-stack: IPv4 and IPv6 clients and servers)' })
     .positional('port', { type: 'number', default: 8080, describe: 'HTTP port (0: any free port); UDP uses the same number unless --udp-port' })
     .option('udp-port', { type: 'number', describe: 'UDP port file servers register with (0: any free port)' })
     .option('chunk-size', { type: 'number', default: DEFAULT_CHUNK_SIZE, describe: `bytes per chunk, ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}; ${MTU_SAFE_CHUNK_SIZE} keeps datagrams under a 1,500-byte MTU` })
+    .option('max-datagram-size', {
+      type: 'number',
+      defaultDescription: `${MTU_SAFE_DATAGRAM_BYTES} when the chunk size fits it, else ${MAX_DATAGRAM_BYTES}`,
+      describe: 'largest UDP datagram the gateway receives: file servers cut listing pages to fit it; chunks must fit it',
+    })
     .option('window', { type: 'number', default: 64, describe: 'most chunk requests in flight to one server (the congestion window adapts below it)' })
     .option('read-ahead', { type: 'number', default: 8 * 1024 * 1024, describe: 'bytes one download may fetch ahead of its client' })
     .option('read-ahead-budget', {
@@ -52,7 +57,8 @@ function parser(argv: string[]) {
     .env('HTTPGW')
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
     .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
-    .example('$0 --chunk-size 1200', 'MTU-safe chunks for networks that drop IP fragments')
+    .example('$0 --chunk-size 1200', 'MTU-safe chunks (and listing pages) for networks that drop IP fragments')
+    .example('$0 :: 8080', 'dual-stack: IPv6 and IPv4 clients and file servers')
     .example('$0 --cache-size 2GiB --cache-dir /var/cache/httpgw', 'hot files from memory, and a disk cache that survives restarts')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0', 'authenticated: only file servers with the same secret are admitted')
     .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
@@ -69,6 +75,10 @@ type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
 function checkArgs(args: Args): string | undefined {
   const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
   if (!isInt(args.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)) return `--chunk-size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`;
+  if (args.maxDatagramSize !== undefined) {
+    if (!isDatagramSize(args.maxDatagramSize)) return `--max-datagram-size must be an integer in 576..${MAX_DATAGRAM_BYTES}`;
+    if (chunkDatagramBytes(args.chunkSize) > args.maxDatagramSize) return `--max-datagram-size must hold a chunk: at least ${chunkDatagramBytes(args.chunkSize)} for --chunk-size ${args.chunkSize}`;
+  }
   if (!isInt(args.port, 0, 65_535)) return 'PORT must be an integer in 0..65535';
   if (args.udpPort !== undefined && !isInt(args.udpPort, 0, 65_535)) return '--udp-port must be an integer in 0..65535';
   if (!isInt(args.window, 1, 4_096)) return '--window must be an integer in 1..4096';
@@ -129,9 +139,11 @@ export async function main(argv: string[]): Promise<number> {
     const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
     const adminToken = args.adminTokenFile ? await readAdminToken(args.adminTokenFile) : undefined;
     const gateway = await createGateway({
-      address: args.address,
+      // `[::1]` as in a URL is accepted too.
+      address: args.address.replace(/^\[(.*)\]$/, '$1'),
       httpPort: args.port,
       chunkSize: args.chunkSize,
+      ...(args.maxDatagramSize !== undefined ? { maxDatagramSize: args.maxDatagramSize } : {}),
       window: args.window,
       readAheadBytes: args.readAhead,
       ...(args.readAheadBudget !== undefined ? { readAheadBudgetBytes: args.readAheadBudget } : {}),

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, createFrameCodec, type FrameKey } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, silentLogger, type Logger, DatagramEndpoint, type DatagramCounters } from '@httpgw/runtime';
+import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, chunkDatagramBytes, createFrameCodec, defaultMaxDatagramSize, isDatagramSize, type FrameKey } from '@httpgw/protocol';
+import { DEFAULT_MAX_DATAGRAM_RATE, formatHostPort, silentLogger, type Logger, DatagramEndpoint, type DatagramCounters } from '@httpgw/runtime';
 import { AnswerQueue } from './transfer/answer-queue.js';
 import { ChunkCache, type CacheStats } from './cache/chunk-cache.js';
 import { DiskTier } from './cache/disk-tier.js';
@@ -29,6 +29,12 @@ export interface GatewayInit {
   udpPort?: number;
   /** Bytes per chunk asked of file servers. */
   chunkSize?: number;
+  /**
+   * Largest datagram the gateway receives: named in every list request, so servers cut their pages to
+   * fit; a chunk's datagram must fit it too. Default: defaultMaxDatagramSize(chunkSize), 1,452 bytes
+   * (MTU-safe) for chunks of up to 1,280 bytes, else 65,507.
+   */
+  maxDatagramSize?: number;
   /** Largest congestion window: requests in flight to one server at most. */
   window?: number;
   /** Bytes one transfer may fetch ahead of its client. */
@@ -121,6 +127,10 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new RangeError(`chunk size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`);
   }
+  const maxDatagramSize = init.maxDatagramSize ?? defaultMaxDatagramSize(chunkSize);
+  if (!isDatagramSize(maxDatagramSize) || chunkDatagramBytes(chunkSize) > maxDatagramSize) {
+    throw new RangeError(`max datagram size must be an integer of at least the chunk size plus ${chunkDatagramBytes(0)} bytes (${chunkDatagramBytes(chunkSize)}), and at most 65507`);
+  }
   const codec = createFrameCodec({ key: init.key });
   const pool = new ServerPool({ ...init.pool, window: { max: init.window ?? 64 }, logger: logger.child('pool') });
 
@@ -187,7 +197,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     logger.child('transfer'),
   );
   const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget, heldBytes: () => cache.memory?.bytes ?? 0 });
-  const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
+  const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000, maxDatagramSize });
   const staleVersion = async (path: string, answered: readonly string[]) => {
     const record = await cache.staleVersion(path, answered);
     if (!record) return undefined;
@@ -202,8 +212,9 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   const httpAddress = { address, port: httpPort };
   let stopping: Promise<void> | undefined;
   const udpAddress = udp.address;
-  logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, {
+  logger.info(`listening http=${formatHostPort(address, httpPort)} udp=${formatHostPort(udpAddress.address, udpAddress.port)}`, {
     chunkSize,
+    maxDatagramSize,
     readAheadBudget: transfers.budget.limitBytes,
     cache: cache.memory?.maxBytes ?? 0,
     cacheDir: cacheInit.dir,

@@ -6,6 +6,26 @@ export const PROTOCOL_VERSION = 1;
 
 /** Largest UDP payload over IPv4. */
 export const MAX_DATAGRAM_BYTES = 65_507;
+/**
+ * Largest datagram that crosses a 1,500-byte Ethernet MTU unfragmented over IPv6 (1,500 − 40 − 8);
+ * over IPv4 (20-byte header) 1,472 would fit. A network that drops IP fragments needs every datagram
+ * at or below its path MTU's payload.
+ */
+export const MTU_SAFE_DATAGRAM_BYTES = 1_452;
+/** Smallest datagram size limit a peer may name: IPv4's minimum reassembly size (RFC 791). */
+export const MIN_DATAGRAM_BYTES = 576;
+/**
+ * Bytes of a `chunk` datagram beside its data, at most: frame header (4), auth header with the longest
+ * key id (49), HMAC (32), and the msgpack map with 64-bit ids and a 3-byte bin header (87).
+ */
+export const CHUNK_DATAGRAM_OVERHEAD = 172;
+/**
+ * Bytes of a `list` datagram beside its entries, at most: frame and auth (85), the map with 64-bit
+ * request id and cursor and a 3-byte array header (55).
+ */
+export const LIST_DATAGRAM_OVERHEAD = 140;
+/** Bytes of one `list` entry beside its name's UTF-8 bytes, at most (map, keys, a 2-byte string header, 64-bit numbers). */
+export const LIST_ENTRY_OVERHEAD = 56;
 /** Room left in a datagram for the header, the msgpack framing of a chunk and the auth trailer. */
 export const MAX_CHUNK_SIZE = 65_000;
 /** Chunk size when a gateway names none: 60 KiB, one datagram below the IPv4 limit. */

@@ -12,6 +12,8 @@ import {
   MD5_BYTES,
   MAX_SAFE_UINT,
   MIN_CHUNK_SIZE,
+  MAX_DATAGRAM_BYTES,
+  MIN_DATAGRAM_BYTES,
 } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { asFields, bool, bytes, finite, int, list, oneOf, str, uint, type Fields } from './fields.js';
@@ -69,6 +71,7 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
     requestId: uint(f, 'requestId'),
     path: str(f, 'path', MAX_PATH_BYTES),
     cursor: uint(f, 'cursor'),
+    ...(Object.hasOwn(f, 'maxDatagramSize') ? { maxDatagramSize: int(f, 'maxDatagramSize', MIN_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES) } : {}),
   }),
   list: (f) => ({
     type: 'list',

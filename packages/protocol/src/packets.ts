@@ -103,6 +103,11 @@ export interface ListRequestPacket {
   path: string;
   /** Index of the first entry wanted; pages keep every answer inside one datagram. */
   cursor: number;
+  /**
+   * The largest datagram the gateway can receive (MIN_DATAGRAM_BYTES..MAX_DATAGRAM_BYTES, default
+   * MAX_DATAGRAM_BYTES): the server cuts its page to fit (see listPageFits).
+   */
+  maxDatagramSize?: number;
 }
 
 export interface ListEntry {

@@ -12,6 +12,8 @@ import {
   MAX_VERSION_LENGTH,
   MD5_BYTES,
   MIN_CHUNK_SIZE,
+  MAX_DATAGRAM_BYTES,
+  MIN_DATAGRAM_BYTES,
   type Packet,
   type PacketType,
 } from '@httpgw/protocol';
@@ -73,7 +75,10 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
     // Full-size chunks are covered by an example test; small ones keep the run fast.
     data: bytes(0, 2_048),
   }),
-  'list-request': fc.record({ type: fc.constant('list-request'), requestId, path: text(MAX_PATH_BYTES), cursor: uint }),
+  'list-request': fc.record(
+    { type: fc.constant('list-request'), requestId, path: text(MAX_PATH_BYTES), cursor: uint, maxDatagramSize: fc.integer({ min: MIN_DATAGRAM_BYTES, max: MAX_DATAGRAM_BYTES }) },
+    { requiredKeys: ['type', 'requestId', 'path', 'cursor'] },
+  ),
   list: fc.record({
     type: fc.constant('list'),
     requestId,
@@ -94,7 +99,7 @@ export const PACKET_TYPES = Object.keys(arbitraries) as PacketType[];
 export const anyPacket: fc.Arbitrary<Packet> = fc.oneof(...PACKET_TYPES.map((type): fc.Arbitrary<Packet> => arbitraries[type]));
 
 /** Every field name any packet has: maps built from these reach deep into each validator. */
-const FIELD_NAMES = ['name', 'cookie', 'heartbeatMs', 'known', 'requestId', 'path', 'kind', 'size', 'mtimeMs', 'version', 'chunk', 'chunkSize', 'hasNext', 'md5', 'data', 'cursor', 'entries', 'next', 'code', 'message'];
+const FIELD_NAMES = ['name', 'cookie', 'heartbeatMs', 'known', 'requestId', 'path', 'kind', 'size', 'mtimeMs', 'version', 'chunk', 'chunkSize', 'hasNext', 'md5', 'data', 'cursor', 'maxDatagramSize', 'entries', 'next', 'code', 'message'];
 
 /** Maps with a real `type` and the real field names, holding values of any msgpack type. */
 export const hostileMap: fc.Arbitrary<Record<string, unknown>> = fc

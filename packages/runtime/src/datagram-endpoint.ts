@@ -2,6 +2,7 @@ import type { Socket } from 'node:dgram';
 import { ProtocolError, type FrameCodec, type Packet } from '@httpgw/protocol';
 import type { Logger } from './logger.js';
 import { RateLimiter } from './rate-limiter.js';
+import { formatHostPort, normalizeAddress } from './net-address.js';
 import { bindUdpSocket } from './udp-socket.js';
 
 export interface DatagramEndpointInit {
@@ -14,7 +15,9 @@ export interface DatagramEndpointInit {
   logger: Logger;
   /**
    * Whom to hear at all: a label for the source (its rate-limit bucket and log name), or undefined to
-   * drop its datagram undecoded as a stranger's. Default: every source, labelled `address:port`.
+   * drop its datagram undecoded as a stranger's. Default: every source, labelled `address:port`
+   * (`[v6]:port`). Addresses given to `admit` and `onPacket` are normalized (normalizeAddress): an
+   * IPv4 peer of a dual-stack socket is its IPv4 address.
    */
   admit?: (address: string, port: number) => string | undefined;
   onPacket: (packet: Packet, address: string, port: number, datagramBytes: number) => void;
@@ -46,11 +49,14 @@ export class DatagramEndpoint {
   readonly counters: DatagramCounters = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, fromStrangers: 0, rateLimited: 0, refused: 0, sendErrors: 0 };
   private readonly limiter: RateLimiter;
   private readonly quietUntil = { rateLimited: 0, sendErrors: 0 };
+  /** A udp6 socket: peers arrive as (and IPv4 peers are sent to as) IPv4-mapped addresses. */
+  private readonly ipv6: boolean;
 
   private constructor(
     private readonly socket: Socket,
     private readonly init: DatagramEndpointInit,
   ) {
+    this.ipv6 = socket.address().family === 'IPv6';
     this.limiter = new RateLimiter({ ratePerSecond: init.maxDatagramRate });
     socket.on('message', (datagram, from) => this.receive(datagram, from.address, from.port));
     socket.on('error', (error) => init.logger.warn('udp socket error', { error: error.message }));
@@ -66,7 +72,10 @@ export class DatagramEndpoint {
     return { address, port };
   }
 
-  /** Sends `packet`; returns the datagram's size, or 0 when the socket is already closed. */
+  /**
+   * Sends `packet` to an address of either family (an IPv4 address from a dual-stack socket goes out
+   * IPv4-mapped); returns the datagram's size, or 0 when the socket is already closed.
+   */
   send(packet: Packet, address: string, port: number): number {
     const parts = this.init.codec.encodeParts(packet);
     let length = 0;
@@ -74,8 +83,10 @@ export class DatagramEndpoint {
     this.counters.datagramsOut++;
     this.counters.bytesOut += length;
     try {
-      this.socket.send(parts, port, address, (error) => {
-        if (error) this.onSendError(`${address}:${port}`, error);
+      // An address without ':' is IPv4 (only addresses, never names, are sent to).
+      const to = this.ipv6 && !address.includes(':') ? `::ffff:${address}` : address;
+      this.socket.send(parts, port, to, (error) => {
+        if (error) this.onSendError(formatHostPort(address, port), error);
       });
     } catch {
       // Only after close(): a read or transfer winding down must not throw into its caller.
@@ -97,10 +108,11 @@ export class DatagramEndpoint {
     this.init.logger.warn('udp send failed', { to, error: error.message, total: this.counters.sendErrors });
   }
 
-  private receive(datagram: Buffer, address: string, port: number): void {
+  private receive(datagram: Buffer, from: string, port: number): void {
     this.counters.datagramsIn++;
     this.counters.bytesIn += datagram.length;
-    const label = this.init.admit ? this.init.admit(address, port) : `${address}:${port}`;
+    const address = this.ipv6 ? normalizeAddress(from) : from;
+    const label = this.init.admit ? this.init.admit(address, port) : formatHostPort(address, port);
     if (label === undefined) {
       // Only peers we know get answers: no reflection towards anyone else.
       this.counters.fromStrangers++;
@@ -117,7 +129,7 @@ export class DatagramEndpoint {
     }
     let packet: Packet;
     try {
-      packet = this.init.codec.decode(datagram, `${address}:${port}`);
+      packet = this.init.codec.decode(datagram, formatHostPort(address, port));
     } catch (error) {
       this.counters.refused++;
       if (this.init.logger.isEnabled('debug')) {

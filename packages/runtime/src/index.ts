@@ -5,3 +5,4 @@ export { DatagramEndpoint, type DatagramEndpointInit, type DatagramCounters } fr
 export { EXIT_USAGE, usageError, parseCommandLine, readSecretKey, serveUntilSignal, runIfMain, batchedWriter } from './cli-runner.js';
 export { Listeners } from './listeners.js';
 export { formatByteSize, parseByteSize } from './byte-size.js';
+export { normalizeAddress, formatHostPort, urlHost, parseHostPort, socketTypeFor, resolveHost, type HostPort } from './net-address.js';

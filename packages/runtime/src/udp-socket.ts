@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from './logger.js';
+import { socketTypeFor } from './net-address.js';
 
 export interface UdpSocketInit {
   address: string;
@@ -9,10 +10,13 @@ export interface UdpSocketInit {
   logger: Logger;
 }
 
-/** Binds a UDP socket with the buffers asked for, and logs what the kernel granted. */
+/**
+ * Binds a UDP socket with the buffers asked for, and logs what the kernel granted. An IPv6 address
+ * gets a udp6 socket without IPV6_V6ONLY, so `::` hears IPv4 peers too (as ::ffff:a.b.c.d).
+ */
 export async function bindUdpSocket(init: UdpSocketInit): Promise<Socket> {
-  const type = init.address.includes(':') ? 'udp6' : 'udp4';
-  const socket = createSocket({ type, recvBufferSize: init.bufferBytes, sendBufferSize: init.bufferBytes });
+  const type = socketTypeFor(init.address);
+  const socket = createSocket({ type, ipv6Only: false, recvBufferSize: init.bufferBytes, sendBufferSize: init.bufferBytes });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(init.port, init.address, () => {

@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_LIST_ENTRIES, type ListEntry } from '@httpgw/protocol';
+import { MAX_LIST_ENTRIES, listEntryBytes, type ListEntry } from '@httpgw/protocol';
 import { LRUCache } from 'lru-cache';
 import { NotFoundError, isErrno } from './errors.js';
 import type { PathGuard } from './path-guard.js';
@@ -52,8 +52,8 @@ export class Listings {
   }
 
   /**
-   * One page of a directory listing, sorted by name, starting at `cursor`, within `maxBytes` of names
-   * and MAX_LIST_ENTRIES entries. Only the page's entries are stat'ed, so every answer costs one
+   * One page of a directory listing, sorted by name, starting at `cursor`, within `maxBytes` of
+   * entries (as listEntryBytes counts them; at least one entry) and MAX_LIST_ENTRIES entries. Only the page's entries are stat'ed, so every answer costs one
    * page whatever the directory's size. Pages after the first come from the snapshot the first was
    * cut from while it is recent, so a gateway paging through a large directory sees one list.
    */
@@ -67,8 +67,7 @@ export class Listings {
     for (; index < end; index++) {
       const entry = snapshot.entries[index];
       if (!entry) continue;
-      // msgpack framing of one entry is ~50 bytes beside its name.
-      const cost = Buffer.byteLength(entry.name) + 64;
+      const cost = listEntryBytes(entry);
       if (cost > budget && entries.length > 0) break;
       budget -= cost;
       entries.push(entry);

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { ProtocolError, normalizePath } from '@httpgw/protocol';
-import { type Logger } from '@httpgw/runtime';
+import { normalizeAddress, type Logger } from '@httpgw/runtime';
 import { GatewayError, type GatewayErrorCode } from '../errors.js';
 import { serveFilePath, type FileRouteDeps, type GatewayContext, type GatewayState } from './file-route.js';
 
@@ -169,7 +169,7 @@ function accessLog(logger: Logger): Koa.Middleware<GatewayState> {
         bytes: ctx.state.fetcher ? ctx.state.fetcher.bytesDelivered : ctx.method === 'HEAD' ? 0 : (ctx.response.length ?? 0),
         ms: Math.round(performance.now() - started),
         servers: ctx.state.fetcher ? [...ctx.state.fetcher.serversUsed].join(',') : undefined,
-        client: ctx.ip,
+        client: normalizeAddress(ctx.ip),
         error: ctx.state.error,
         outcome: complete ? undefined : 'aborted',
       });

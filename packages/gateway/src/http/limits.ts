@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { LogFields, Logger } from '@httpgw/runtime';
+import { normalizeAddress, type LogFields, type Logger } from '@httpgw/runtime';
 
 /** What one HTTP client, and all of them together, may hold of the gateway. Every field has a default. */
 export interface HttpLimitsInit {
@@ -222,8 +222,9 @@ export class HttpGuard {
   }
 }
 
+/** The client's IP address; an IPv4 client of a dual-stack listener (::ffff:a.b.c.d) counts as its IPv4 address. */
 function clientOf(socket: Socket): string {
-  return socket.remoteAddress ?? 'unknown';
+  return socket.remoteAddress === undefined ? 'unknown' : normalizeAddress(socket.remoteAddress);
 }
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };

@@ -19,6 +19,8 @@ export interface DirectoryListerInit {
   logger?: Logger;
   /** How long a merged listing is reused for the same path (0: ask on every request). */
   cacheMs?: number;
+  /** Largest datagram this gateway receives, named in each list request (default: none named, 65,507). */
+  maxDatagramSize?: number;
   /** Entries taken from one server for one directory at most; beyond it the listing is incomplete. */
   maxEntriesPerServer?: number;
   now?: () => number;
@@ -110,8 +112,10 @@ export class DirectoryLister {
 
   /** One page; a `busy` answer is asked again after a short pause, a few times. */
   private async page(server: PoolServer, path: string, cursor: number): Promise<Packet | undefined> {
+    const { maxDatagramSize } = this.init;
+    const sized = maxDatagramSize === undefined ? {} : { maxDatagramSize };
     for (let retry = 0; ; retry++) {
-      const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'list-request', requestId, path, cursor }));
+      const answer = await ask(this.init.tracker, server, (requestId) => ({ type: 'list-request', requestId, path, cursor, ...sized }));
       if (answer?.type !== 'error' || answer.code !== 'busy' || retry >= BUSY_RETRIES) return answer;
       await delay(10 * 2 ** retry);
     }

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { COOKIE_BYTES, type Packet } from '@httpgw/protocol';
-import { type Logger } from '@httpgw/runtime';
-import type { ServerPool } from './server-pool.js';
+import { formatHostPort, type Logger } from '@httpgw/runtime';
+import { serverKey, type ServerPool } from './server-pool.js';
 
 export interface RegistrarInit {
   pool: ServerPool;
@@ -42,7 +42,7 @@ export class Registrar {
         if (pool.isBanned(address, port)) return true;
         const challenge: Packet = { type: 'challenge', cookie: this.cookie(address, port, this.period()) };
         if (this.init.sizeOf(challenge) > AMPLIFICATION_LIMIT * datagramBytes) {
-          logger.debug('hello too small to answer', { from: `${address}:${port}`, bytes: datagramBytes });
+          logger.debug('hello too small to answer', { from: formatHostPort(address, port), bytes: datagramBytes });
           return true;
         }
         this.init.reply(challenge, address, port);
@@ -50,21 +50,21 @@ export class Registrar {
       }
       case 'register': {
         if (pool.isBanned(address, port) || !this.validCookie(packet.cookie, address, port)) {
-          logger.debug('registration with a bad cookie ignored', { from: `${address}:${port}` });
+          logger.debug('registration with a bad cookie ignored', { from: formatHostPort(address, port) });
           return true;
         }
         if (pool.admit(address, port, packet.name)) this.init.reply({ type: 'registered', heartbeatMs: pool.heartbeatMs }, address, port);
         return true;
       }
       case 'heartbeat': {
-        const server = pool.get(`${address}:${port}`);
+        const server = pool.get(serverKey(address, port));
         if (server) pool.touch(server);
         // The answer is under twice the heartbeat's size: a spoofed heartbeat amplifies little.
         this.init.reply({ type: 'heartbeat-ack', known: server !== undefined }, address, port);
         return true;
       }
       case 'leave': {
-        const server = pool.get(`${address}:${port}`);
+        const server = pool.get(serverKey(address, port));
         if (server) pool.remove(server, 'left', 'server said goodbye');
         return true;
       }

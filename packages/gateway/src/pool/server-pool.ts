@@ -1,4 +1,4 @@
-import { Listeners, type Logger, silentLogger } from '@httpgw/runtime';
+import { Listeners, formatHostPort, type Logger, silentLogger } from '@httpgw/runtime';
 import { CongestionWindow, type CongestionWindowInit } from '../udp/congestion-window.js';
 import { RttEstimator, type RttEstimatorInit } from '../udp/rtt-estimator.js';
 
@@ -75,8 +75,9 @@ export class PoolServer {
   }
 }
 
+/** `address:port`, `[v6]:port` for IPv6: the server's name in the pool, its logs and the stats. */
 export function serverKey(address: string, port: number): string {
-  return `${address}:${port}`;
+  return formatHostPort(address, port);
 }
 
 export interface PoolCounters {
