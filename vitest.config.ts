@@ -11,6 +11,7 @@ export default defineConfig({
       '@httpgw/runtime': src('runtime'),
       '@httpgw/gateway': src('gateway'),
       '@httpgw/file-server': src('file-server'),
+      '@httpgw/loadgen': src('loadgen'),
     },
   },
   test: {
