@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 export const nowMs = (): number => performance.now();
 
 /** How long before a deadline the timer hands over to setImmediate polling. */
-export const SPIN_MS = Number(process.env.LOADGEN_SPIN_MS ?? 2);
+export const SPIN_MS = 2;
 
 /** Resolves at `targetMs` (on the nowMs clock), or at once when that has passed. */
 export function sleepUntil(targetMs: number): Promise<void> {
