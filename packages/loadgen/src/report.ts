@@ -190,7 +190,9 @@ export function charts(report: Report): Array<{ id: string; svg: string }> {
   return out;
 }
 
-/** Measured (and corrected) vs theoretical response time across utilisations. */
+const [MEAN, P50, P99] = ['#1f77b4', '#2ca02c', '#d62728'];
+
+/** Measured vs theoretical response time across utilisations (and the corrected mean, in grey). */
 export function mm1Chart(rows: readonly Mm1Row[]): string {
   const mu = rows[0]?.mu ?? 0;
   const curve = (q: number): Array<[number, number]> => Array.from({ length: 46 }, (_, i) => 0.05 + i * 0.02).map((rho) => [rho, (q / (mu * (1 - rho))) * 1000]);
@@ -201,12 +203,13 @@ export function mm1Chart(rows: readonly Mm1Row[]): string {
     yLabel: 'response time (ms)',
     logY: true,
     series: [
-      { name: 'mean theory', points: curve(1), dashed: true },
-      { name: 'p50 theory', points: curve(Math.LN2), dashed: true },
-      { name: 'p99 theory', points: curve(Math.log(100)), dashed: true },
-      { name: 'mean measured', points: measured((r) => r.measured.meanMs), dots: true },
-      { name: 'p50 measured', points: measured((r) => r.measured.p50Ms), dots: true },
-      { name: 'p99 measured', points: measured((r) => r.measured.p99Ms), dots: true },
+      { name: 'mean theory', points: curve(1), dashed: true, color: MEAN },
+      { name: 'p50 theory', points: curve(Math.LN2), dashed: true, color: P50 },
+      { name: 'p99 theory', points: curve(Math.log(100)), dashed: true, color: P99 },
+      { name: 'mean corrected', points: measured((r) => r.corrected.meanMs), color: '#777', dots: true },
+      { name: 'mean measured', points: measured((r) => r.measured.meanMs), dots: true, color: MEAN },
+      { name: 'p50 measured', points: measured((r) => r.measured.p50Ms), dots: true, color: P50 },
+      { name: 'p99 measured', points: measured((r) => r.measured.p99Ms), dots: true, color: P99 },
     ],
   });
 }

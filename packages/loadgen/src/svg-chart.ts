@@ -10,6 +10,8 @@ export interface Series {
   dashed?: boolean;
   /** Draw dots at the points. */
   dots?: boolean;
+  /** Line colour (default: the next of the palette), e.g. to pair a measured series with its theory. */
+  color?: string;
 }
 
 export interface ChartInit {
@@ -45,7 +47,8 @@ const fmtTick = (v: number): string => (Math.abs(v) >= 1000 ? v.toFixed(0) : Num
 export function lineChart(init: ChartInit): string {
   const width = init.width ?? 720;
   const height = init.height ?? 360;
-  const m = { left: 64, right: 16, top: 32, bottom: 64 };
+  const legendRows = Math.ceil(init.series.length / 4);
+  const m = { left: 64, right: 16, top: 32, bottom: 44 + 16 * legendRows };
   const pw = width - m.left - m.right;
   const ph = height - m.top - m.bottom;
   const xOf = (x: number) => (init.xPercentile ? Math.log10(1 / Math.max(1e-9, 1 - Math.min(x, 99.9999) / 100)) : x);
@@ -81,7 +84,7 @@ export function lineChart(init: ChartInit): string {
   }
   out.push(
     `<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`,
-    `<text x="${m.left + pw / 2}" y="${height - 30}" text-anchor="middle">${escapeXml(init.xLabel)}</text>`,
+    `<text x="${m.left + pw / 2}" y="${m.top + ph + 32}" text-anchor="middle">${escapeXml(init.xLabel)}</text>`,
     `<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(init.yLabel)}</text>`,
   );
   if (init.hLine) {
@@ -89,7 +92,7 @@ export function lineChart(init: ChartInit): string {
     out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + pw}" y2="${y}" stroke="#999" stroke-dasharray="2 3"/>`, `<text x="${m.left + pw - 4}" y="${Number(y) - 4}" text-anchor="end" fill="#666">${escapeXml(init.hLine.label)}</text>`);
   }
   init.series.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length];
+    const color = s.color ?? COLORS[i % COLORS.length];
     const d = s.points
       .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
       .map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`)
@@ -97,7 +100,7 @@ export function lineChart(init: ChartInit): string {
     if (d) out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     if (s.dots) for (const [x, y] of s.points) if (Number.isFinite(x) && Number.isFinite(y)) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
     const lx = m.left + (i % 4) * (pw / 4);
-    const ly = height - 10 - (i >= 4 ? 0 : 0);
+    const ly = m.top + ph + 52 + Math.floor(i / 4) * 16;
     out.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 18}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`, `<text x="${lx + 22}" y="${ly}">${escapeXml(s.name)}</text>`);
   });
   out.push('</svg>');
