@@ -112,10 +112,15 @@ export async function runLoad(init: RunInit): Promise<RunResult> {
       const headers: Record<string, string> = {};
       if (spec.range) headers.range = spec.range;
       const req = lib.request(spec.url, { method: spec.method, agent: spec.url.protocol === 'https:' ? agents.https : agents.http, headers });
-      const timer = setTimeout(() => req.destroy(new RequestFailure('timeout', `no answer within ${init.timeoutMs} ms`)), init.timeoutMs);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        req.destroy(new RequestFailure('timeout', `no answer within ${init.timeoutMs} ms`));
+      }, init.timeoutMs);
+      // Destroying a request mid-body also surfaces as an abort or reset: the timeout is the cause.
       const fail = (err: unknown) => {
         clearTimeout(timer);
-        reject(err);
+        reject(timedOut ? new RequestFailure('timeout', `no answer within ${init.timeoutMs} ms`) : err);
       };
       req.on('socket', (socket: Socket) => {
         if (sockets.has(socket)) return;

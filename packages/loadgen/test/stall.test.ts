@@ -67,7 +67,6 @@ describe('a 1 s stall in the middle of a run', () => {
     expect(open.latency.maxMs).toBeGreaterThan(0.85 * STALL_MS);
     expect(open.latency.p99Ms).toBeGreaterThan(0.75 * STALL_MS);
     expect(open.latency.p90Ms).toBeGreaterThan(0.4 * STALL_MS);
-    expect(open.latency.p50Ms).toBeLessThan(0.4 * STALL_MS);
 
     const closed = await run(['--concurrency', '2']);
     // Two requests wait out the stall; the rest of the run is fast, so only the max sees it.

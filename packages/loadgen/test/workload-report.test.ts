@@ -41,6 +41,12 @@ describe('workload and reports', () => {
         res.end(JSON.stringify({ path, entries: [...Object.entries(FILES).map(([name, b]) => ({ name, kind: 'file', size: b.length, mtimeMs: 0 })), { name: 'sub', kind: 'directory', size: 0, mtimeMs: 0 }] }));
         return;
       }
+      if (path === '/hang') return; // never answers
+      if (path === '/half') {
+        res.writeHead(200, { 'content-length': 1000 });
+        res.write(Buffer.alloc(500)); // half the body, then nothing
+        return;
+      }
       if (path === '/fail') {
         res.statusCode = 503;
         res.end('busy');
@@ -71,8 +77,8 @@ describe('workload and reports', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const load = (workload: ReturnType<typeof createWorkload>, rate = 300, durationMs = 1000) =>
-    runLoad({ workload, mode: { kind: 'open', arrival: 'poisson', rate: constantRate(rate) }, durationMs, warmupMs: 0, maxConnections: 64, timeoutMs: 10_000, uniform: seededUniform(7) });
+  const load = (workload: ReturnType<typeof createWorkload>, rate = 300, durationMs = 1000, timeoutMs = 10_000) =>
+    runLoad({ workload, mode: { kind: 'open', arrival: 'poisson', rate: constantRate(rate) }, durationMs, warmupMs: 0, maxConnections: 64, timeoutMs, uniform: seededUniform(7) });
 
   it('draws a size mix over a listing and checks lengths and checksums', async () => {
     const files = await fetchListing(new URL(`${base}/files/`));
@@ -109,6 +115,15 @@ describe('workload and reports', () => {
     const head = await load(createWorkload({ urls: [], method: 'HEAD', files, uniform: seededUniform(1) }), 100);
     expect(head.bytesPerS).toBe(0);
     expect(Object.values(head.errors).every((n) => n === 0)).toBe(true);
+  });
+
+  it('counts requests without a full answer in time as timeouts, headers or not', async () => {
+    for (const path of ['/hang', '/half']) {
+      const r = await load(createWorkload({ urls: [new URL(`${base}${path}`)], method: 'GET', uniform: seededUniform(1) }), 50, 1000, 300);
+      expect(r.errors.timeout, path).toBe(r.offered);
+      expect(r.offered).toBeGreaterThan(20);
+      expect(r.completed).toBe(0);
+    }
   });
 
   it('counts non-2xx answers as status errors', async () => {
