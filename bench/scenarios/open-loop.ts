@@ -30,7 +30,7 @@ const SYSTEMS: ReadonlyArray<{ name: string; target(ctx: BenchContext): Promise<
 ];
 
 /** First rate tried per file size; it doubles until p99 misses, then the gap is bisected. */
-const START_RATE: Partial<Record<SizeName, number>> = { '4 KiB': 100, '1 MiB': 25 };
+const START_RATE: Partial<Record<SizeName, number>> = { '4 KiB': 25, '1 MiB': 10 };
 const SIZES: SizeName[] = ['4 KiB', '1 MiB'];
 
 interface LoadRun {

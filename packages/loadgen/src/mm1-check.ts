@@ -9,7 +9,8 @@
  * (about an hour). The noise is in the queue, not in the measurement, so the check removes it
  * with a control variate: from the run's own intended send times and the server's own service
  * draws (reported per answer), the Lindley recursion gives the exact response times an ideal
- * client would have measured on this very sample path. measured - path + theory then has the
+ * client would have measured on this very sample path (intended arrivals in order, service draws
+ * in the order the server made them). measured - path + theory then has the
  * expectation of measured (the path's expectation is the theory) but only the measurement's own
  * noise, which is what the check is about: a generator that sends late, hides queueing
  * (coordinated omission) or adds overhead moves it away from the theory.
@@ -70,24 +71,27 @@ function stats(values: readonly number[]): { meanMs: number; p50Ms: number; p99M
 }
 
 /**
- * The response times of an ideal FIFO single server fed the same arrivals and service times: the
- * samples in the order the server served them (its sequence numbers), Lindley's recursion.
+ * The response times of an ideal FIFO single server on this run: the intended arrivals in order,
+ * paired with the server's service draws in the order it drew them (i.i.d., so any pairing is an
+ * M/M/1 sample path), through Lindley's recursion. The server's own order is not used: it already
+ * carries any lateness of the generator, which the check must see, not cancel.
  */
 export function lindleyPath(samples: readonly Sample[]): { sojournMs: number[]; serviceMs: number[]; measured: boolean[] } {
-  const served = samples
+  const draws = samples
     .map((s) => {
       const [seq, us] = (s.header ?? '').split(' ').map(Number);
-      return { seq: seq ?? Number.NaN, serviceMs: (us ?? Number.NaN) / 1000, arrival: s.intendedMs, measured: s.measured };
+      return { seq: seq ?? Number.NaN, serviceMs: (us ?? Number.NaN) / 1000 };
     })
-    .filter((s) => Number.isFinite(s.seq) && Number.isFinite(s.serviceMs))
+    .filter((d) => Number.isFinite(d.seq) && Number.isFinite(d.serviceMs))
     .sort((a, b) => a.seq - b.seq);
+  const arrivals = [...samples].sort((a, b) => a.intendedMs - b.intendedMs).slice(0, draws.length);
   let departure = -Infinity;
   const sojournMs: number[] = [];
-  for (const s of served) {
-    departure = Math.max(departure, s.arrival) + s.serviceMs;
-    sojournMs.push(departure - s.arrival);
-  }
-  return { sojournMs, serviceMs: served.map((s) => s.serviceMs), measured: served.map((s) => s.measured) };
+  arrivals.forEach((a, i) => {
+    departure = Math.max(departure, a.intendedMs) + (draws[i]?.serviceMs ?? 0);
+    sojournMs.push(departure - a.intendedMs);
+  });
+  return { sojournMs, serviceMs: draws.map((d) => d.serviceMs), measured: arrivals.map((a) => a.measured) };
 }
 
 export async function runMm1Check(init: Mm1CheckInit): Promise<{ rows: Mm1Row[]; runs: RunEntry[] }> {

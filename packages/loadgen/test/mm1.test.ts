@@ -18,12 +18,16 @@ import type { Mm1Row } from '../src/report.js';
 import { runBin } from './run-bin.js';
 
 describe('M/M/1', () => {
-  it('the exact path is Lindley’s recursion in the server’s order', () => {
+  it('the exact path is Lindley’s recursion over the intended arrivals and the server’s draws', () => {
     // Arrivals at 0, 1, 10 ms; service 5, 5, 2 ms; the second waits 4 ms, the third none.
     const s = (seq: number, intendedMs: number, serviceUs: number): Sample => ({ intendedMs, latencyMs: 0, header: `${seq} ${serviceUs}`, measured: true });
     const path = lindleyPath([s(1, 1, 5000), s(0, 0, 5000), s(2, 10, 2000)]);
     expect(path.sojournMs).toEqual([5, 9, 2]);
     expect(path.serviceMs).toEqual([5, 5, 2]);
+    // The server took them in the other order (the generator sent the first late): the ideal
+    // queue still serves in intended order, so the lateness is not cancelled out.
+    const swapped = lindleyPath([s(0, 1, 3000), s(1, 0, 5000)]);
+    expect(swapped.sojournMs).toEqual([3, 7]);
   });
 
   it('measured response times agree with theory at rho 0.3, 0.5, 0.7 and 0.9', async () => {
