@@ -82,7 +82,7 @@ export function renderMm1Table(rows: readonly Mm1Row[]): string {
     ['rho', 'λ/s', 'n', 'mean ms: theory', 'measured', 'corrected (err)', 'p50: theory', 'measured', 'corrected (err)', 'p99: theory', 'measured', 'corrected (err)', 'pass'],
     rows.map((r) => [
       String(r.rho),
-      f(r.lambda, 0),
+      String(Math.round(r.lambda)),
       String(r.samples),
       f(r.theory.meanMs),
       f(r.measured.meanMs),
