@@ -9,5 +9,6 @@ import { sweep } from './sweep.js';
 import { slowClient } from './slow-client.js';
 import { loss } from './loss.js';
 import { cache } from './cache.js';
+import { openLoop } from './open-loop.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop];

@@ -1,0 +1,12 @@
+export { runLoad, type RunInit, type RunResult, type LoadMode, type Sample } from './driver.js';
+export { intendedTimes, constantRate, stepRates, rampRate, type Arrival, type RateProfile, type ScheduleInit } from './schedule.js';
+export { createWorkload, fetchListing, readManifest, parseMix, rangeLength, WorkloadError, type Workload, type WorkloadInit, type RequestSpec, type ListedFile, type Method } from './workload.js';
+export { Recorder, summarize, percentileSpectrum, ERROR_KINDS, type ErrorKind, type LatencySummary, type IntervalStats } from './recorder.js';
+export { runSweep, parseRates, highestRateUnder, meetsSlo, type SweepInit } from './sweep.js';
+export { startMm1Target, MM1_HEADER, type Mm1Target, type Mm1TargetInit } from './mm1-target.js';
+export { runMm1Check, lindleyPath, spawnMm1Target, DEFAULT_TOLERANCE, type Mm1CheckInit } from './mm1-check.js';
+export { renderText, renderHtml, renderMm1Table, toJson, charts, mm1Chart, type Report, type RunEntry, type Mm1Row } from './report.js';
+export { lineChart, type ChartInit, type Series } from './svg-chart.js';
+export { seededUniform, uniformSource, exponential, type Uniform } from './random.js';
+export { parseDuration, parseSize, formatSize } from './units.js';
+export { main } from './cli.js';
