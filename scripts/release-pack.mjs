@@ -85,6 +85,12 @@ function installedPackageDirs(dir) {
   return dirs;
 }
 
+/** Writes a new file: deployed files may be hard links to the workspace's own, which must stay as they are. */
+function writeFresh(path, text) {
+  rmSync(path);
+  writeFileSync(path, text);
+}
+
 /** Rewrites a package's dependencies to the exact versions installed for it; drops what only building needs. */
 function pinDependencies(dir, top) {
   const manifest = readJson(join(dir, 'package.json'));
@@ -93,7 +99,7 @@ function pinDependencies(dir, top) {
   }
   delete manifest.devDependencies;
   delete manifest.scripts;
-  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFresh(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
 
@@ -125,7 +131,7 @@ function packCommand(name, staging) {
 
   const manifest = pinDependencies(stage, stage);
   manifest.bundleDependencies = Object.keys(manifest.dependencies ?? {});
-  writeFileSync(join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFresh(join(stage, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 
   const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', out], { cwd: stage, env: npmEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
   console.error(`release:pack: ${name}: ${packed.filename}, ${packed.entryCount} files, ${packed.bundled.length} bundled packages, ${(packed.size / 1e6).toFixed(1)} MB`);
