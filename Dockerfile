@@ -15,9 +15,10 @@ RUN npx --yes pnpm@10.34.8 install --frozen-lockfile \
 
 # Run: Node and the two tarballs, nothing else (no compiler, no pnpm, no sources).
 FROM ${NODE_IMAGE}
-COPY --from=build /src/release/ /tmp/release/
+WORKDIR /tmp/release
+COPY --from=build /src/release/ ./
 # The tarballs carry every dependency: no registry needed, nothing left behind but the install.
-RUN cd /tmp/release && npm install -g --offline --no-audit --no-fund ./*.tgz \
+RUN npm install -g --offline --no-audit --no-fund ./*.tgz \
  && rm -rf /tmp/release /root/.npm
 # The image's unprivileged user (uid 1000); mount secrets and served files readable by it.
 USER node
