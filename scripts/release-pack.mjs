@@ -1,4 +1,5 @@
-// `pnpm release:pack [--out DIR]`: packs httpgw and fastfilesrv into tarballs that install with plain
+// `pnpm release:pack [--out DIR]`: packs the commands (httpgw, fastfilesrv: every workspace package
+// with a `bin`) into tarballs that install with plain
 // `npm install -g ./httpgw-gateway-X.tgz ./httpgw-file-server-X.tgz` on a machine with only Node.js.
 //
 // Each tarball carries its whole run-time dependency tree (bundleDependencies), exactly as pnpm
@@ -22,8 +23,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** The installable commands' workspace packages. */
-const COMMAND_PACKAGES = ['@httpgw/gateway', '@httpgw/file-server'];
+/** The installable commands: every workspace package with a `bin` (httpgw, fastfilesrv, and any added later). */
+const COMMAND_PACKAGES = readdirSync(join(repo, 'packages'))
+  .map((dir) => JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8')))
+  .filter((manifest) => manifest.bin)
+  .map((manifest) => manifest.name)
+  .sort();
 
 const outIndex = process.argv.indexOf('--out');
 const out = resolve(repo, outIndex > 0 ? process.argv[outIndex + 1] ?? '' : 'release');

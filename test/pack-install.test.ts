@@ -3,6 +3,7 @@
 // systemd units checked against those installed commands, and the container recipe kept in step with
 // the tarballs (it is linted here and its own `npm install` line is the one this test runs; no
 // container engine runs here or in CI).
+import { readdirSync, readFileSync } from 'node:fs';
 import { lstat, readFile, readdir, realpath, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,14 +16,18 @@ import { makeTempDir, sha256, writeFiles } from './support/cluster.js';
 import { run, startCommand, type RunningProcess } from './support/processes.js';
 
 const repo = fileURLToPath(new URL('../', import.meta.url));
+/** The commands with systemd units, a container role and a download to serve. */
 const COMMANDS = { httpgw: '@httpgw/gateway', fastfilesrv: '@httpgw/file-server' } as const;
 type Command = keyof typeof COMMANDS;
-const WORKSPACE_DIRS: Record<string, string> = {
-  '@httpgw/gateway': 'packages/gateway',
-  '@httpgw/file-server': 'packages/file-server',
-  '@httpgw/protocol': 'packages/protocol',
-  '@httpgw/runtime': 'packages/runtime',
-};
+/** Every workspace package: name → directory, manifest. */
+const WORKSPACE = new Map(
+  readdirSync(join(repo, 'packages')).map((dir) => {
+    const manifest = JSON.parse(readFileSync(join(repo, 'packages', dir, 'package.json'), 'utf8')) as Manifest;
+    return [manifest.name, { dir: join('packages', dir), manifest }] as const;
+  }),
+);
+/** Every installable command (a workspace package with a `bin`): what release:pack must pack. */
+const PACKED = [...WORKSPACE.values()].filter(({ manifest }) => manifest.bin).map(({ manifest }) => manifest);
 // Options of the config-file work (issue 13, merged separately) that the units, example configs and
 // compose file already use: once it is merged, --help lists them and this list must go, so that they
 // are checked like every other option.
@@ -89,14 +94,14 @@ describe('release tarballs installed with plain npm', () => {
 
   beforeAll(async () => {
     work = await makeTempDir('httpgw-pack-');
-    const manifestsBefore = await Promise.all(Object.values(WORKSPACE_DIRS).map((dir) => readFile(join(repo, dir, 'package.json'), 'utf8')));
+    const manifestsBefore = await Promise.all([...WORKSPACE.values()].map(({ dir }) => readFile(join(repo, dir, 'package.json'), 'utf8')));
     let started = Date.now();
     const pack = await run(process.execPath, ['scripts/release-pack.mjs', '--out', join(work.path, 'release')], { cwd: repo, timeoutMs: 240_000 });
     timings.packMs = Date.now() - started;
     expect(pack.code, pack.stderr).toBe(0);
     tarballs = pack.stdout.trim().split('\n');
     // Packing must not touch the workspace (deployed files can be hard links to it).
-    const manifestsAfter = await Promise.all(Object.values(WORKSPACE_DIRS).map((dir) => readFile(join(repo, dir, 'package.json'), 'utf8')));
+    const manifestsAfter = await Promise.all([...WORKSPACE.values()].map(({ dir }) => readFile(join(repo, dir, 'package.json'), 'utf8')));
     expect(manifestsAfter).toEqual(manifestsBefore);
 
     // Installed as the Dockerfile installs them, into a fresh prefix, with an empty npm cache.
@@ -118,8 +123,9 @@ describe('release tarballs installed with plain npm', () => {
   });
 
   it('writes one tarball per command, and the Dockerfile installs exactly those', async () => {
+    expect(Object.values(COMMANDS).every((name) => PACKED.some((manifest) => manifest.name === name))).toBe(true);
     expect(tarballs.map((path) => path.split('/').pop()).sort()).toEqual(
-      Object.values(COMMANDS).map((name) => `${name.slice(1).replace('/', '-')}-0.1.0.tgz`).sort(),
+      PACKED.map((manifest) => `${manifest.name.slice(1).replace('/', '-')}-${manifest.version}.tgz`).sort(),
     );
     expect(await readdir(join(work.path, 'release'))).toHaveLength(tarballs.length);
     // The image builds them with the root script into the directory it copies from.
@@ -127,8 +133,8 @@ describe('release tarballs installed with plain npm', () => {
     expect(rootManifest.scripts['release:pack']).toContain('scripts/release-pack.mjs');
     expect(dockerfile).toContain(`npx --yes ${rootManifest.packageManager} release:pack`);
     expect(dockerfile).toMatch(/^COPY --from=build \/src\/release\/ /m);
-    expect((await readdir(join(prefix, 'lib', 'node_modules', '@httpgw'))).sort()).toEqual(['file-server', 'gateway']);
-    expect((await readdir(join(prefix, 'bin'))).sort()).toEqual(Object.keys(COMMANDS).sort());
+    expect((await readdir(join(prefix, 'lib', 'node_modules', '@httpgw'))).sort()).toEqual(PACKED.map((manifest) => manifest.name.split('/')[1]).sort());
+    expect((await readdir(join(prefix, 'bin'))).sort()).toEqual(PACKED.flatMap((manifest) => Object.keys(manifest.bin!)).sort());
   });
 
   it('holds only built code, every dependency bundled at the version the lockfile resolved, and honest engines', async () => {
@@ -138,17 +144,18 @@ describe('release tarballs installed with plain npm', () => {
       const entries = listing.stdout.trim().split('\n');
       // Our own packages (the command and the bundled @httpgw ones): manifest, bin scripts, compiled JS and types.
       const ours = entries.filter((entry) => !entry.includes('/node_modules/') || /\/node_modules\/@httpgw\/[^/]+\/.+/.test(entry));
-      const stray = ours.filter((entry) => !/(^|\/)(package\.json|README\.md|bin\/[^/]+\.js|dist\/.+\.(js|d\.ts))$/.test(entry));
+      const stray = ours.filter((entry) => /(^|\/)(src|test)\/|(?<!\.d)\.ts$|\.map$|\.tsbuildinfo$|tsconfig[^/]*\.json$/.test(entry));
       expect(stray, `${tarball}: no sources, tests, maps or build files`).toEqual([]);
+      expect(ours.filter((entry) => /^package\/bin\/[^/]+\.js$/.test(entry)).length).toBeGreaterThan(0);
       expect(ours.filter((entry) => entry.includes('/dist/')).length).toBeGreaterThan(10);
     }
 
-    for (const [bin, name] of Object.entries(COMMANDS)) {
+    for (const { name } of PACKED) {
       const installed = join(prefix, 'lib', 'node_modules', name);
       const manifest = await readJson<Manifest>(join(installed, 'package.json'));
       expect(manifest.devDependencies).toBeUndefined();
       expect(manifest.bundleDependencies?.sort()).toEqual(Object.keys(manifest.dependencies ?? {}).sort());
-      const workspaceDir = join(repo, WORKSPACE_DIRS[name]!);
+      const workspaceDir = join(repo, WORKSPACE.get(name)!.dir);
       for (const [dep, version] of Object.entries(manifest.dependencies ?? {})) {
         expect(semver.valid(version), `${name} → ${dep}@${version} is exact`).toBe(version);
         // What the workspace runs and tests with: pnpm's resolution from pnpm-lock.yaml.
@@ -162,11 +169,14 @@ describe('release tarballs installed with plain npm', () => {
       for (const dep of await installedManifests(installed)) {
         if (dep.engines?.node) expect(semver.subset(ours, dep.engines.node), `${name} engines ${ours} within ${dep.name}'s ${dep.engines.node}`).toBe(true);
       }
-      // The bin is a link npm made to the package's script, which carries its own interpreter line.
-      const link = join(prefix, 'bin', bin);
-      expect((await lstat(link)).isSymbolicLink()).toBe(true);
-      expect(await realpath(link)).toBe(join(installed, manifest.bin?.[bin] ?? 'missing'));
-      expect((await readFile(link, 'utf8')).startsWith('#!/usr/bin/env ')).toBe(true);
+      // Each bin is a link npm made to the package's script, which carries its own interpreter line.
+      for (const [bin, script] of Object.entries(manifest.bin ?? {})) {
+        const link = join(prefix, 'bin', bin);
+        expect((await lstat(link)).isSymbolicLink()).toBe(true);
+        expect(await realpath(link)).toBe(join(installed, script));
+        expect((await readFile(link, 'utf8')).startsWith('#!/usr/bin/env ')).toBe(true);
+        expect((await run(link, ['--help'])).code, `${bin} --help`).toBe(0);
+      }
     }
   });
 
