@@ -8,8 +8,8 @@
 // Why not bundle only the two workspace packages: npm treats every dependency of a bundled package as
 // part of the bundle and fetches none of them (msgpackr, yargs came out missing or as empty
 // directories). Why not four tarballs installed side by side: that works only while all four are
-// installed together in one global prefix; `npm update -g` or installing one alone asks the registry
-// for @httpgw/protocol and fails. Bundled, the install needs no registry at all (`--offline` works).
+// installed together in one global prefix; a command's tarball installed without the other two makes
+// npm ask the registry for @httpgw/protocol, which is not there. Bundled, the install needs no registry at all (`--offline` works).
 //
 // Optional dependencies are left out (today only msgpackr-extract, msgpackr's native string decoder
 // with per-platform binaries and an install script): the tarballs are pure JavaScript, the same on
@@ -37,7 +37,8 @@ const out = resolve(repo, outIndex > 0 ? process.argv[outIndex + 1] ?? '' : 'rel
 function pnpm(args, cwd) {
   const execPath = process.env.npm_execpath;
   const viaPnpm = execPath && /pnpm/.test(execPath);
-  const [file, argv] = viaPnpm ? [process.execPath, [execPath, ...args]] : ['npx', ['--yes', 'pnpm@10.34.8', ...args]];
+  const pinned = readJson(join(repo, 'package.json')).packageManager; // pnpm@VERSION
+  const [file, argv] = viaPnpm ? [process.execPath, [execPath, ...args]] : ['npx', ['--yes', pinned, ...args]];
   execFileSync(file, argv, { cwd, stdio: ['ignore', 2, 2] });
 }
 
