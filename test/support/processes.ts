@@ -20,7 +20,12 @@ export interface RunningProcess {
 
 /** Starts one of the CLIs under Node (as another user with `as`); its stderr is collected for assertions. */
 export function startProcess(bin: keyof typeof BINS, args: string[], as?: { uid: number; gid: number }): RunningProcess {
-  const child = spawn(process.execPath, [BINS[bin], ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...as });
+  return startCommand(process.execPath, [BINS[bin], ...args], as);
+}
+
+/** Starts any executable (an installed command, say) the way startProcess starts the CLIs. */
+export function startCommand(file: string, args: string[], as?: { uid: number; gid: number }): RunningProcess {
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let stderr = '';
   const watchers = new Set<() => void>();
   child.stderr.on('data', (data: Buffer) => {
@@ -55,9 +60,9 @@ export function startProcess(bin: keyof typeof BINS, args: string[], as?: { uid:
 }
 
 /** Runs a command to completion (bounded), collecting its output. */
-export function run(command: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(command: string, args: string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
