@@ -1,127 +1,87 @@
 import yargs from 'yargs';
-import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
-import { DEFAULT_CHUNK_SIZE, createGateway } from './gateway.js';
-import { DEFAULT_HTTP_LIMITS as LIMITS } from './http/limits.js';
+import { createStderrLogger, parseConfig, readSecretKey, reloadConfig, resolveLogFormat, runIfMain, serveUntilSignal } from '@httpgw/runtime';
+import { createGateway, type GatewayChanges, type GatewayInit } from './gateway.js';
+import type { HttpLimitsInit } from './http/limits.js';
 import { defaultReadAheadBudgetBytes } from './transfer/read-ahead-budget.js';
+import { GATEWAY_COMMAND, GATEWAY_OPTIONS, checkGatewayConfig, type GatewayConfig } from './config/options.js';
 
 function parser(argv: string[]) {
   return yargs(argv)
     .scriptName('httpgw')
     .usage('$0 [ADDRESS] [PORT] [options]\n\nHTTP gateway to a pool of UDP file servers (fastfilesrv): GET /<path> streams the file, fetched in chunks from every server that holds it.')
     .command('$0 [address] [port]', false)
-    .positional('address', { type: 'string', default: '0.0.0.0', describe: 'address for HTTP and UDP' })
-    .positional('port', { type: 'number', default: 8080, describe: 'HTTP port (0: any free port); UDP uses the same number unless --udp-port' })
-    .option('udp-port', { type: 'number', describe: 'UDP port file servers register with (0: any free port)' })
-    .option('chunk-size', { type: 'number', default: DEFAULT_CHUNK_SIZE, describe: `bytes per chunk, ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}; ${MTU_SAFE_CHUNK_SIZE} keeps datagrams under a 1,500-byte MTU` })
-    .option('window', { type: 'number', default: 64, describe: 'most chunk requests in flight to one server (the congestion window adapts below it)' })
-    .option('read-ahead', { type: 'number', default: 8 * 1024 * 1024, describe: 'bytes one download may fetch ahead of its client' })
-    .option('read-ahead-budget', {
-      type: 'number',
-      defaultDescription: `1/32 of memory, 64 MiB..1 GiB: ${defaultReadAheadBudgetBytes()} here`,
-      describe: 'bytes all downloads together may fetch ahead of their clients (each may still hold two chunks)',
-    })
-    .option('stall-timeout', { type: 'number', default: 10_000, describe: 'ms without progress before a download is cut' })
-    .option('md5-worker', { type: 'boolean', default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' })
-    .option('meta-cache', { type: 'number', default: 1_000, describe: 'ms a file\'s metadata is reused before the servers are asked again' })
-    .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); only servers with it are admitted' })
-    .option('max-servers', { type: 'number', default: 1_024, describe: 'file servers registered at most; more are refused' })
-    .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from one source; the excess is dropped' })
-    .option('max-transfers', { type: 'number', default: LIMITS.maxTransfers, describe: 'requests served at once, all clients together (503 beyond)' })
-    .option('max-transfers-per-client', { type: 'number', default: LIMITS.maxTransfersPerClient, describe: 'requests served at once to one client IP (429 beyond)' })
-    .option('max-connections', { type: 'number', default: LIMITS.maxConnections, describe: 'open HTTP connections, all clients together' })
-    .option('max-connections-per-client', { type: 'number', default: LIMITS.maxConnectionsPerClient, describe: 'open HTTP connections from one client IP' })
-    .option('headers-timeout', { type: 'number', default: LIMITS.headersTimeoutMs, describe: 'ms a client has to send its request headers (408 beyond)' })
-    .option('request-timeout', { type: 'number', default: LIMITS.requestTimeoutMs, describe: 'ms a client has to send its whole request (408 beyond)' })
-    .option('keep-alive-timeout', { type: 'number', default: LIMITS.keepAliveTimeoutMs, describe: 'ms an idle keep-alive connection stays open' })
-    .option('idle-timeout', { type: 'number', default: LIMITS.idleTimeoutMs, describe: 'ms a connection may go without moving a byte, during a response too' })
-    .option('max-url-bytes', { type: 'number', default: LIMITS.maxUrlBytes, describe: 'longest request URL (414 beyond)' })
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
-    .env('HTTPGW')
+    .positional('address', { type: 'string', describe: 'address for HTTP and UDP', defaultDescription: '0.0.0.0' })
+    .positional('port', { type: 'number', describe: GATEWAY_OPTIONS.port.describe, defaultDescription: '8080' })
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
     .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
     .example('$0 --chunk-size 1200', 'MTU-safe chunks for networks that drop IP fragments')
+    .example('$0 --config /etc/httpgw.yaml --print-config', 'show what a config file (plus environment and flags) resolves to')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0', 'authenticated: only file servers with the same secret are admitted')
     .example('curl -O http://127.0.0.1:8080/dir/file.bin', 'download a file through the gateway')
-    .strict()
-    .help()
-    .version(false)
     .wrap(Math.min(110, process.stdout.columns ?? 100));
 }
 
-type Args = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
-
-/** Range checks yargs cannot express; returns the first problem found. */
-function checkArgs(args: Args): string | undefined {
-  const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
-  if (!isInt(args.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)) return `--chunk-size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}`;
-  if (!isInt(args.port, 0, 65_535)) return 'PORT must be an integer in 0..65535';
-  if (args.udpPort !== undefined && !isInt(args.udpPort, 0, 65_535)) return '--udp-port must be an integer in 0..65535';
-  if (!isInt(args.window, 1, 4_096)) return '--window must be an integer in 1..4096';
-  if (!(args.readAhead >= args.chunkSize * 2)) return '--read-ahead must be at least two chunks';
-  if (args.readAheadBudget !== undefined && !(Number.isSafeInteger(args.readAheadBudget) && args.readAheadBudget >= args.chunkSize * 2)) return '--read-ahead-budget must be an integer of at least two chunks';
-  if (!(args.stallTimeout > 0)) return '--stall-timeout must be positive';
-  if (!(args.metaCache >= 0)) return '--meta-cache must be 0 or more';
-  for (const [flag, value] of Object.entries(limitFlags(args))) if (!isInt(value, 1, Number.MAX_SAFE_INTEGER)) return `--${flag} must be a positive integer`;
-  if (args.requestTimeout < args.headersTimeout) return '--request-timeout must be at least --headers-timeout';
-  return undefined;
+/** The gateway's settings from the resolved configuration. */
+export function gatewayInit(config: GatewayConfig): GatewayInit {
+  return {
+    address: config.address,
+    httpPort: config.port,
+    chunkSize: config['chunk-size'],
+    window: config.window,
+    readAheadBytes: config['read-ahead'],
+    ...(config['read-ahead-budget'] !== undefined ? { readAheadBudgetBytes: config['read-ahead-budget'] } : {}),
+    stallTimeoutMs: config['stall-timeout'],
+    metaCacheMs: config['meta-cache'],
+    md5Worker: config['md5-worker'],
+    pool: { maxServers: config['max-servers'] },
+    maxDatagramRate: config['max-datagram-rate'],
+    limits: httpLimits(config),
+    accessLog: config['access-log'],
+    ...(config['udp-port'] !== undefined ? { udpPort: config['udp-port'] } : {}),
+  };
 }
 
-/** The limit flags, each a positive integer. */
-function limitFlags(args: Args) {
+function httpLimits(config: GatewayConfig): HttpLimitsInit {
   return {
-    'max-servers': args.maxServers,
-    'max-datagram-rate': args.maxDatagramRate,
-    'max-transfers': args.maxTransfers,
-    'max-transfers-per-client': args.maxTransfersPerClient,
-    'max-connections': args.maxConnections,
-    'max-connections-per-client': args.maxConnectionsPerClient,
-    'headers-timeout': args.headersTimeout,
-    'request-timeout': args.requestTimeout,
-    'keep-alive-timeout': args.keepAliveTimeout,
-    'idle-timeout': args.idleTimeout,
-    'max-url-bytes': args.maxUrlBytes,
+    maxTransfers: config['max-transfers'],
+    maxTransfersPerClient: config['max-transfers-per-client'],
+    maxConnections: config['max-connections'],
+    maxConnectionsPerClient: config['max-connections-per-client'],
+    headersTimeoutMs: config['headers-timeout'],
+    requestTimeoutMs: config['request-timeout'],
+    keepAliveTimeoutMs: config['keep-alive-timeout'],
+    idleTimeoutMs: config['idle-timeout'],
+    maxUrlBytes: config['max-url-bytes'],
+  };
+}
+
+/** The run-time changes of a reload: every reloadable option, as it now reads. */
+function gatewayChanges(config: GatewayConfig): GatewayChanges {
+  return {
+    limits: httpLimits(config),
+    readAheadBudgetBytes: config['read-ahead-budget'] ?? defaultReadAheadBudgetBytes(),
+    stallTimeoutMs: config['stall-timeout'],
+    accessLog: config['access-log'],
   };
 }
 
 /** Runs the CLI; resolves with the exit code once the gateway stops (SIGINT/SIGTERM). */
 export async function main(argv: string[]): Promise<number> {
-  const parsed = await parseCommandLine('httpgw', parser(argv));
+  const parsed = await parseConfig(GATEWAY_COMMAND, parser(argv), checkGatewayConfig);
   if ('exitCode' in parsed) return parsed.exitCode;
-  const { args } = parsed;
-  const invalid = checkArgs(args);
-  if (invalid) return usageError('httpgw', invalid);
-
-  const logger = createLogger({ name: 'httpgw', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
+  let { config } = parsed;
+  const logger = createStderrLogger('httpgw', config['log-level'], resolveLogFormat(config['log-format']));
   try {
-    const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
-    const gateway = await createGateway({
-      address: args.address,
-      httpPort: args.port,
-      chunkSize: args.chunkSize,
-      window: args.window,
-      readAheadBytes: args.readAhead,
-      ...(args.readAheadBudget !== undefined ? { readAheadBudgetBytes: args.readAheadBudget } : {}),
-      stallTimeoutMs: args.stallTimeout,
-      metaCacheMs: args.metaCache,
-      md5Worker: args.md5Worker,
-      pool: { maxServers: args.maxServers },
-      maxDatagramRate: args.maxDatagramRate,
-      limits: {
-        maxTransfers: args.maxTransfers,
-        maxTransfersPerClient: args.maxTransfersPerClient,
-        maxConnections: args.maxConnections,
-        maxConnectionsPerClient: args.maxConnectionsPerClient,
-        headersTimeoutMs: args.headersTimeout,
-        requestTimeoutMs: args.requestTimeout,
-        keepAliveTimeoutMs: args.keepAliveTimeout,
-        idleTimeoutMs: args.idleTimeout,
-        maxUrlBytes: args.maxUrlBytes,
-      },
-      logger,
-      ...(args.udpPort !== undefined ? { udpPort: args.udpPort } : {}),
-      ...(key ? { key } : {}),
-    });
+    const key = config['secret-file'] ? await readSecretKey(config['secret-file']) : undefined;
+    const gateway = await createGateway({ ...gatewayInit(config), logger, ...(key ? { key } : {}) });
+    // `kill -HUP PID`: re-read the file and the environment; apply what may change while running.
+    const reload = () => {
+      void reloadConfig(GATEWAY_COMMAND, parsed.flags, config, logger, checkGatewayConfig, (next, changes) => {
+        gateway.reconfigure(gatewayChanges(next));
+        if (changes.some((change) => change.key === 'log-level')) logger.setLevel(next['log-level']);
+      }).then((next) => (config = next));
+    };
+    process.on('SIGHUP', reload);
     // `kill -USR2 PID`: one line with the read-ahead budget's figures and the memory they cost.
     const logStats = () => {
       const { readAhead, transfers } = gateway.stats();
@@ -140,11 +100,13 @@ export async function main(argv: string[]): Promise<number> {
       });
     };
     process.on('SIGUSR2', logStats);
-    await serveUntilSignal(logger, () => gateway.stop());
+    await serveUntilSignal(logger, () => gateway.drain(config['drain-timeout']).then(() => undefined));
     process.off('SIGUSR2', logStats);
+    process.off('SIGHUP', reload);
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));
+    logger.flush();
     return 1;
   }
 }

@@ -5,7 +5,8 @@ import { DEFAULT_MAX_DATAGRAM_RATE, silentLogger, type Logger, DatagramEndpoint,
 import { AnswerQueue } from './transfer/answer-queue.js';
 import { BufferCollector } from './transfer/buffer-collector.js';
 import { FileLookup } from './lookup/file-lookup.js';
-import { createHttpApp } from './http/http-app.js';
+import { PROBE_PATHS, createHttpApp } from './http/http-app.js';
+import { withAccessLog } from './http/access-log.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './http/limits.js';
 import { DirectoryLister } from './lookup/directory-lister.js';
 import { createListingRoute } from './http/listing-route.js';
@@ -49,7 +50,21 @@ export interface GatewayInit {
   maxDatagramRate?: number;
   /** Check chunk MD5s on a worker thread (default true), off the thread that serves HTTP. */
   md5Worker?: boolean;
+  /** One log entry per HTTP request (default true). */
+  accessLog?: boolean;
   logger?: Logger;
+}
+
+/**
+ * What may change while the gateway runs (SIGHUP): each field given is applied without cutting
+ * anything in progress. The cache (issue #12) adds its size here.
+ */
+export interface GatewayChanges {
+  /** Replaces the HTTP limits (fields left out keep their defaults, as at start). */
+  limits?: HttpLimitsInit;
+  readAheadBudgetBytes?: number;
+  stallTimeoutMs?: number;
+  accessLog?: boolean;
 }
 
 export interface GatewayStats {
@@ -75,6 +90,15 @@ export interface Gateway {
   stats(): GatewayStats;
   /** Resolves once `count` servers are in the pool. */
   waitForServers(count: number): Promise<void>;
+  /** Applies run-time changes (SIGHUP); throws a RangeError, changing nothing, when one is invalid. */
+  reconfigure(changes: GatewayChanges): void;
+  /** Serving and not draining, with a server registered (GET /readyz). */
+  readiness(): { ready: boolean; reason?: string };
+  /**
+   * Graceful shutdown: /readyz turns 503, new requests get 503, transfers in flight may finish for
+   * `timeoutMs`; then what is left is cut and the gateway stops. Resolves with the count cut.
+   */
+  drain(timeoutMs: number): Promise<{ finished: boolean; cut: number }>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +117,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
 
   const limits = resolveHttpLimits(init.limits);
   const http: Server = createServer(httpServerOptions(limits));
-  const guard = new HttpGuard(limits, logger.child('limits'));
+  const guard = new HttpGuard(limits, logger.child('limits'), PROBE_PATHS);
   guard.attach(http);
   await listen(http, init.httpPort ?? 8080, address);
   const httpPort = (http.address() as AddressInfo).port;
@@ -144,14 +168,38 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   );
   const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget });
   const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000 });
-  const app = createHttpApp({ lookup, transfers, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes });
-  http.on('request', guard.admit(app.callback()));
+  let draining = false;
+  const readiness = () => {
+    if (draining) return { ready: false, reason: 'draining' };
+    if (pool.size === 0) return { ready: false, reason: 'no file server registered' };
+    return { ready: true };
+  };
+  const httpLogger = logger.child('http');
+  const app = createHttpApp({ lookup, transfers, logger: httpLogger, serveListing: createListingRoute(lister), maxUrlBytes: () => guard.currentLimits.maxUrlBytes, readiness });
+  const accessLog = { enabled: init.accessLog ?? true };
+  http.on('request', withAccessLog(guard.admit(app.callback()), logger.child('access'), accessLog));
 
   const httpAddress = { address, port: httpPort };
   let stopping: Promise<void> | undefined;
   const udpAddress = udp.address;
   logger.info(`listening http=${address}:${httpPort} udp=${udpAddress.address}:${udpAddress.port}`, { chunkSize, readAheadBudget: transfers.budget.limitBytes, auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: anyone who can reach the UDP port can register a file server (see --secret-file)');
+
+  const stop = (): Promise<void> => {
+    // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
+    stopping ??= (async () => {
+      transfers.stop();
+      collector?.stop();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      requests.close();
+      answers.close();
+      pool.close();
+      await udp.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
 
   return {
     httpAddress,
@@ -186,21 +234,36 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         pool.changed.add(check);
         check();
       }),
-    stop() {
-      // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
-      stopping ??= (async () => {
-        transfers.stop();
-        collector?.stop();
-        http.closeAllConnections();
-        await new Promise((resolve) => http.close(resolve));
-        requests.close();
-        answers.close();
-        pool.close();
-        await udp.close();
-        logger.info('stopped');
-      })();
-      return stopping;
+    readiness,
+    reconfigure(changes) {
+      // Check everything first, so a bad change leaves the gateway as it was.
+      const nextLimits = changes.limits ? resolveHttpLimits(changes.limits) : undefined;
+      if (changes.readAheadBudgetBytes !== undefined && !(Number.isSafeInteger(changes.readAheadBudgetBytes) && changes.readAheadBudgetBytes >= 0)) throw new RangeError('readAheadBudgetBytes must be an integer of 0 or more');
+      if (changes.stallTimeoutMs !== undefined && !(changes.stallTimeoutMs > 0)) throw new RangeError('stallTimeoutMs must be positive');
+      if (nextLimits) guard.update(nextLimits);
+      if (changes.readAheadBudgetBytes !== undefined) transfers.budget.resize(changes.readAheadBudgetBytes);
+      if (changes.stallTimeoutMs !== undefined) transfers.setStallTimeout(changes.stallTimeoutMs);
+      if (changes.accessLog !== undefined) accessLog.enabled = changes.accessLog;
     },
+    async drain(timeoutMs) {
+      draining = true;
+      guard.drain();
+      // Keep-alive connections with no request in progress would only bring new requests: close them.
+      http.closeIdleConnections();
+      const inFlight = () => guard.transfersInProgress;
+      logger.info('draining', { transfers: inFlight(), timeoutMs });
+      const deadline = performance.now() + timeoutMs;
+      while (inFlight() > 0 && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - performance.now()))));
+        http.closeIdleConnections();
+      }
+      const cut = inFlight();
+      if (cut > 0) logger.warn('drain timeout: cutting the transfers left', { transfers: cut, timeoutMs });
+      else logger.info('drained: no transfer in flight');
+      await stop();
+      return { finished: cut === 0, cut };
+    },
+    stop,
   };
 }
 

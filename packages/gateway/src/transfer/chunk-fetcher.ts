@@ -41,6 +41,11 @@ export class ChunkFetcher {
   readonly serversUsed = new Set<string>();
   bytesDelivered = 0;
   readonly stats: TransferStats = { requests: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
+
+  /** Chunk requests sent again so far (the access log's figure). */
+  get retransmissions(): number {
+    return this.stats.retransmissions;
+  }
   private readonly init: FetcherOptions;
   private readonly range: ChunkRange;
   private readonly sources: SourceChoice;
