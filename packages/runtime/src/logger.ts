@@ -73,12 +73,20 @@ function named(family: Family, name: string): PinoLogger {
   return logger;
 }
 
+/** A field named like a key pino writes itself would make a second, ambiguous key in the JSON line: it gets a `field_` prefix. */
+function safe(fields: LogFields): LogFields {
+  if (!('name' in fields || 'msg' in fields || 'level' in fields || 'time' in fields)) return fields;
+  const out: LogFields = {};
+  for (const [key, value] of Object.entries(fields)) out[OWN_KEYS.has(key) ? `field_${key}` : key] = value;
+  return out;
+}
+
 function wrap(family: Family, logger: PinoLogger, name: string, bindings: LogFields | undefined): Logger {
   return {
-    debug: (message, fields) => (fields ? logger.debug(fields, message) : logger.debug(message)),
-    info: (message, fields) => (fields ? logger.info(fields, message) : logger.info(message)),
-    warn: (message, fields) => (fields ? logger.warn(fields, message) : logger.warn(message)),
-    error: (message, fields) => (fields ? logger.error(fields, message) : logger.error(message)),
+    debug: (message, fields) => (fields ? logger.debug(safe(fields), message) : logger.debug(message)),
+    info: (message, fields) => (fields ? logger.info(safe(fields), message) : logger.info(message)),
+    warn: (message, fields) => (fields ? logger.warn(safe(fields), message) : logger.warn(message)),
+    error: (message, fields) => (fields ? logger.error(safe(fields), message) : logger.error(message)),
     isEnabled: (level) => level !== 'silent' && logger.isLevelEnabled(level),
     child: (childName, fields) => {
       const full = `${name}:${childName}`;
