@@ -248,14 +248,13 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     async drain(timeoutMs) {
       draining = true;
       guard.drain();
-      // Keep-alive connections with no request in progress would only bring new requests: close them.
-      http.closeIdleConnections();
+      // Idle keep-alive connections stay: a request on one gets 503 and `Connection: close`
+      // (closing "idle" connections would also cut clients that just connected, before their request).
       const inFlight = () => guard.transfersInProgress;
       logger.info('draining', { transfers: inFlight(), timeoutMs });
       const deadline = performance.now() + timeoutMs;
       while (inFlight() > 0 && performance.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - performance.now()))));
-        http.closeIdleConnections();
       }
       const cut = inFlight();
       if (cut > 0) logger.warn('drain timeout: cutting the transfers left', { transfers: cut, timeoutMs });

@@ -154,6 +154,7 @@ function errorBodies(logger: Logger): Koa.Middleware<GatewayState> {
       if (status >= 500 && !(error instanceof GatewayError)) logger.error('request failed', { reqId: ctx.state.requestId, path: ctx.path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       const code = error instanceof GatewayError ? error.code : undefined;
       for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      if (ctx.state.requestId) ctx.set('X-Request-Id', ctx.state.requestId);
       ctx.set('X-Content-Type-Options', 'nosniff');
       ctx.set('Vary', 'Accept');
       ctx.set(errorHeaders(error));
