@@ -18,6 +18,8 @@ export interface HttpgwOptions {
   servers: number;
   chunkSize?: number;
   window?: number;
+  /** Further gateway flags (`--no-access-log`). */
+  gatewayArgs?: readonly string[];
 }
 
 /** A running gateway with its file servers. */

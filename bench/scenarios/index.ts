@@ -8,5 +8,6 @@ import { serverScaling } from './server-scaling.js';
 import { sweep } from './sweep.js';
 import { slowClient } from './slow-client.js';
 import { loss } from './loss.js';
+import { accessLog } from './access-log.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cost, sizeScaling, serverScaling, sweep, slowClient, loss];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cost, sizeScaling, serverScaling, sweep, slowClient, loss, accessLog];
