@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, sha256, writeFiles } from './support/cluster.js';
 import { until } from './support/faulty-harness.js';
@@ -8,6 +9,8 @@ import { BINS, run, startProcess, type RunningProcess } from './support/processe
 
 // Operating the real commands: config file + environment + flags, JSON logs and the access log,
 // health probes, SIGHUP reload and the SIGTERM drain, with curl as the client.
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 let root: { path: string; remove: () => Promise<void> };
 let files: Map<string, Buffer>;
@@ -143,7 +146,7 @@ describe('configuration: file, environment, flags', () => {
   it('an unknown key or a bad value is one line naming it and where it came from, exit 2', async () => {
     const typo = await configFile('typo.yaml', 'windw: 10\n');
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
-      [[BINS.httpgw, '--config', typo], {}, /^httpgw: unknown key "windw" in \S+typo\.yaml/],
+      [[BINS.httpgw, '--config', typo], {}, /^httpgw: unknown key "windw" in \S+typo\.yaml \(did you mean "window"\?\)$/],
       [[BINS.httpgw, '--config', await configFile('bad.yaml', 'max-transfers: -3\n')], {}, /^httpgw: max-transfers must be a positive integer \(in \S+bad\.yaml\)$/],
       [[BINS.httpgw, '--config', await configFile('notyaml.yaml', 'window: [1\n')], {}, /^httpgw: \S+notyaml\.yaml is not valid YAML/],
       [[BINS.httpgw, '--config', join(root.path, 'missing.yaml')], {}, /^httpgw: cannot read the config file \S+missing\.yaml: ENOENT$/],
@@ -156,6 +159,16 @@ describe('configuration: file, environment, flags', () => {
       const result = await runWithEnv(args, env);
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
       expect(result.stderr.split('\n')[0], args.join(' ')).toMatch(pattern);
+    }
+  });
+});
+
+describe('the example config files in deploy/', () => {
+  it('load as they are', async () => {
+    for (const [bin, path] of [[BINS.httpgw, 'deploy/httpgw.example.yaml'], [BINS.fastfilesrv, 'deploy/fastfilesrv.example.yaml']] as const) {
+      const result = await run(process.execPath, [bin, '--config', join(REPO, path), '--print-config']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/^log-level: info$/m);
     }
   });
 });

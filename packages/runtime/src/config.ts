@@ -184,8 +184,24 @@ function parseEnvValue(spec: OptionSpec, text: string): unknown {
 }
 
 function suggestion(options: OptionTable, key: string): string {
-  const close = Object.keys(options).find((known) => known.replace(/-/g, '') === key.replace(/[-_]/g, '') || known.startsWith(key) || key.startsWith(known));
-  return close ? ` (did you mean "${close}"?)` : '';
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of Object.keys(options)) {
+    const distance = editDistance(known, key);
+    if (distance < bestDistance) [best, bestDistance] = [known, distance];
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
+/** Levenshtein distance, for "did you mean" (option names are short). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /** The resolved configuration as YAML, in the table's order, options without a value left out. */

@@ -56,7 +56,14 @@ export function createLogger(init: LoggerInit): Logger {
     },
     destination,
   );
-  const family: Family = { root, named: [], flush: () => init.destination?.flushSync?.() };
+  const flush = () => {
+    try {
+      init.destination?.flushSync?.();
+    } catch {
+      // Not open yet, or stderr is gone: nothing more can be written anyway.
+    }
+  };
+  const family: Family = { root, named: [], flush };
   return wrap(family, named(family, init.name), init.name, undefined);
 }
 
@@ -137,7 +144,7 @@ export function createStderrLogger(name: string, level: LogLevel, format: LogFor
   if (format === 'pretty') return createLogger({ name, level, format, write: (line) => process.stderr.write(line) });
   const destination = pino.destination({ dest: 2, sync: false });
   const logger = createLogger({ name, level, destination });
-  process.once('exit', () => destination.flushSync());
+  process.once('exit', () => logger.flush());
   return logger;
 }
 
