@@ -93,7 +93,12 @@ function wrap(family: Family, logger: PinoLogger, name: string, bindings: LogFie
     debug: (message, fields) => (fields ? logger.debug(safe(fields), message) : logger.debug(message)),
     info: (message, fields) => (fields ? logger.info(safe(fields), message) : logger.info(message)),
     warn: (message, fields) => (fields ? logger.warn(safe(fields), message) : logger.warn(message)),
-    error: (message, fields) => (fields ? logger.error(safe(fields), message) : logger.error(message)),
+    error: (message, fields) => {
+      if (fields) logger.error(safe(fields), message);
+      else logger.error(message);
+      // Out at once, as the lines before it: an error often comes just before a cut connection or an exit.
+      family.flush();
+    },
     isEnabled: (level) => level !== 'silent' && logger.isLevelEnabled(level),
     child: (childName, fields) => {
       const full = `${name}:${childName}`;
