@@ -21,8 +21,8 @@ const REQUIRED = ['packages/gateway/dist/cli.js', 'packages/file-server/dist/cli
 const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
 const REGISTERED = /registered with gateway/;
 const START_TIMEOUT_MS = 15_000;
-/** Log lines worth quoting when a download fails. */
-const PROBLEM = /\b(WARN|ERROR)\b/;
+/** Log lines worth quoting when a download fails (JSON lines, or the readable form). */
+const PROBLEM = /\b(WARN|ERROR)\b|"level":"(warn|error)"/;
 
 /** Log level passed to both programs; they must still print their ready lines at it. */
 const LOG_LEVEL = process.env.BENCH_HTTPGW_LOG_LEVEL ?? 'info';
@@ -81,6 +81,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
   const args = [...NODE_FLAGS, GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs];
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
   if (options.window !== undefined) args.push('--window', String(options.window));
+  if (options.gatewayArgs) args.push(...options.gatewayArgs);
   const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
   const servers: ManagedProcess[] = [];
   const stop = async (): Promise<void> => {

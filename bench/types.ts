@@ -23,6 +23,8 @@ export interface HttpgwOptions {
    * request fetched from the servers; 'default' leaves the gateway's own default (cache on).
    */
   cacheSize?: string;
+  /** Further gateway flags (`--no-access-log`). */
+  gatewayArgs?: readonly string[];
 }
 
 /** A running gateway with its file servers. */

@@ -12,7 +12,8 @@ const fileServerBin = `${repo}packages/file-server/bin/fastfilesrv.js`;
 const children: ChildProcess[] = [];
 
 function start(label: string, bin: string, args: string[], onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, ['--single-threaded-gc', bin, ...args], { cwd: repo, stdio: ['ignore', 'inherit', 'pipe'] });
+  // Readable log lines, though stderr is a pipe here (the commands write JSON to pipes by default).
+  const child = spawn(process.execPath, ['--single-threaded-gc', bin, ...args, '--log-format', 'pretty'], { cwd: repo, stdio: ['ignore', 'inherit', 'pipe'] });
   children.push(child);
   let pending = '';
   child.stderr?.on('data', (data: Buffer) => {

@@ -62,7 +62,7 @@ describe('the real CLIs with curl and wget', () => {
     const result = await run('curl', ['-sS', '-f', '-o', out, `${base}/big.bin`]);
     expect(result.code, result.stderr).toBe(0);
     expect(sha256(await readFile(out))).toBe(sha256(files.get('big.bin')!));
-    const line = await gateway.waitForLine(/GET \/big\.bin status=200 bytes=3145733 .*servers=(\S+)/);
+    const line = await gateway.waitForLine(/GET \/big\.bin .*status=200 bytes=3145733 .*servers=(\S+)/);
     expect(line[1]!.split(',').length).toBe(3);
   });
 

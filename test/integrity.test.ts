@@ -298,6 +298,10 @@ describe('failing fast', () => {
     // Timed by the gateway's own clock, from the goodbye to the cut (curl's rate limit sleeps between reads).
     expect(gatewayMsBetween(d.gateway.log(), /server left/, /transfer failed .*code=GW_ERR_SOURCES_GONE/)).toBeLessThan(1_000);
     expect(d.gateway.log()).toMatch(/transfer failed .*code=GW_ERR_SOURCES_GONE/);
+    // The transfer's own line and the request's access entry carry the same request id.
+    const failed = d.gateway.records().find((record) => record.msg === 'transfer failed');
+    expect(failed?.reqId).toMatch(/^[0-9a-f-]{36}$/);
+    await until(() => d.gateway.records().some((record) => record.name === 'httpgw:access' && record.reqId === failed!.reqId), 5_000, 'the access entry');
   }, 30_000);
 
   it('the last holder killed mid-transfer: cut as soon as it is evicted', async () => {

@@ -10,5 +10,6 @@ import { slowClient } from './slow-client.js';
 import { loss } from './loss.js';
 import { cache } from './cache.js';
 import { openLoop } from './open-loop.js';
+import { accessLog } from './access-log.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog];

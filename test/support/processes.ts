@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { prettyLine } from '@httpgw/runtime';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 export const BINS = {
@@ -10,8 +11,13 @@ export const BINS = {
 
 export interface RunningProcess {
   child: ChildProcess;
-  /** Everything written to stderr so far. */
+  /**
+   * Everything written to stderr so far, each JSON log line in the readable one-line form
+   * (`TIME LEVEL name: message key=value…`) so patterns read as the logs do on a terminal.
+   */
   log(): string;
+  /** The JSON log records written so far (lines that are not JSON are left out). */
+  records(): Array<Record<string, unknown>>;
   /** Resolves with the first stderr line matching `pattern`. */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** SIGTERM, then the exit code. */
@@ -27,15 +33,29 @@ export function startProcess(bin: keyof typeof BINS, args: string[], as?: { uid:
 export function startCommand(file: string, args: string[], as?: { uid: number; gid: number }): RunningProcess {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let stderr = '';
+  let partial = '';
+  const records: Array<Record<string, unknown>> = [];
   const watchers = new Set<() => void>();
   child.stderr.on('data', (data: Buffer) => {
-    stderr += data.toString();
+    const lines = (partial + data.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const record = parseRecord(line);
+      if (record) records.push(record);
+      stderr += record ? prettyLine(record) : `${line}\n`;
+    }
+    for (const watcher of watchers) watcher();
+  });
+  child.stderr.once('end', () => {
+    if (partial) stderr += `${partial}\n`;
+    partial = '';
     for (const watcher of watchers) watcher();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,
     log: () => stderr,
+    records: () => records,
     waitForLine: (pattern, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -57,6 +77,17 @@ export function startCommand(file: string, args: string[], as?: { uid: number; g
       return exited;
     },
   };
+}
+
+/** A pino JSON log line as an object; undefined for any other line (usage errors, crashes). */
+export function parseRecord(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const record: unknown = JSON.parse(line);
+    return typeof record === 'object' && record !== null && 'msg' in record ? (record as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs a command to completion (bounded), collecting its output. */

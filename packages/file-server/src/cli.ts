@@ -1,9 +1,9 @@
 import yargs from 'yargs';
-import { MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES, isDatagramSize } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_LEVELS, batchedWriter, createLogger, parseCommandLine, parseHostPort, readSecretKey, runIfMain, serveUntilSignal, usageError, type LogLevel } from '@httpgw/runtime';
+import { createStderrLogger, parseConfig, parseHostPort, readSecretKey, reloadConfig, resolveLogFormat, runIfMain, serveUntilSignal, usageError } from '@httpgw/runtime';
 import { createFileServer } from './file-server.js';
 import { startMetricsListener } from './metrics.js';
 import type { GatewayAddress } from './link/gateway-link.js';
+import { FILE_SERVER_COMMAND } from './config/options.js';
 
 export { parseHostPort };
 
@@ -21,78 +21,69 @@ function parser(argv: string[]) {
     .command('$0 [gatewayHost] [gatewayPort]', false)
     .positional('gatewayHost', { type: 'string', describe: 'gateway host to register with' })
     .positional('gatewayPort', { type: 'number', describe: 'gateway UDP port' })
-    .option('gateway', { type: 'string', array: true, describe: 'another gateway to serve, as HOST:PORT (repeatable)' })
-    .option('root', { type: 'string', default: '.', describe: 'directory to serve; no path leads outside it (hard links under it are served as the files they are)' })
-    .option('bind', { type: 'string', defaultDescription: '0.0.0.0, or :: when a gateway is IPv6', describe: 'local UDP address (:: is dual-stack: IPv4 and IPv6)' })
-    .option('port', { type: 'number', default: 0, describe: 'local UDP port (0: any free port)' })
-    .option('name', { type: 'string', describe: 'server name shown in the gateway logs (default HOST:PORT)' })
-    .option('allow-dotfiles', { type: 'boolean', default: false, describe: 'serve names starting with "."' })
-    .option('secret-file', { type: 'string', describe: 'file holding the shared secret (env HTTPGW_SECRET_FILE); every datagram is then signed with HMAC-SHA256' })
-    .option('max-datagram-size', { type: 'number', default: MAX_DATAGRAM_BYTES, describe: `largest UDP datagram sent, ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}: listing pages are cut to fit it (and the size each gateway names)` })
-    .option('max-datagram-rate', { type: 'number', default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from a gateway; the excess is dropped' })
-    .option('metrics-port', { type: 'number', describe: 'serve Prometheus metrics on http://METRICS_ADDRESS:PORT/metrics (off when not set; 0 picks a port, logged)' })
-    .option('metrics-address', { type: 'string', default: '127.0.0.1', describe: 'address of the metrics listener' })
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
-    .env('HTTPGW')
     .example('$0 127.0.0.1 8080 --root ./files', 'serve ./files to the gateway on 127.0.0.1:8080')
     .example('$0 --gateway gw1:8080 --gateway gw2:8080', 'serve the current directory to two gateways')
     .example('$0 --gateway [2001:db8::1]:8080', 'register with a gateway over IPv6 (the socket binds ::)')
+    .example('$0 gw 8080 --metrics-port 9100', 'Prometheus metrics on http://127.0.0.1:9100/metrics')
+    .example('$0 --config /etc/fastfilesrv.yaml', 'options from a YAML file (gateway: [gw1:8080], root: /srv/files)')
     .example('HTTPGW_SECRET_FILE=/etc/httpgw.key $0 gw 8080', 'authenticated: the gateway must use the same secret')
-    .strict()
-    .help()
-    .version(false)
     .wrap(Math.min(110, process.stdout.columns ?? 100));
 }
 
 /** Runs the CLI; resolves with the exit code once the server stops (SIGINT/SIGTERM). */
 export async function main(argv: string[]): Promise<number> {
-  const parsed = await parseCommandLine('fastfilesrv', parser(argv));
+  const parsed = await parseConfig(FILE_SERVER_COMMAND, parser(argv));
   if ('exitCode' in parsed) return parsed.exitCode;
-  const { args } = parsed;
-  if (!Number.isInteger(args.maxDatagramRate) || args.maxDatagramRate < 1) return usageError('fastfilesrv', '--max-datagram-rate must be a positive integer');
-  if (args.metricsPort !== undefined && !(Number.isInteger(args.metricsPort) && args.metricsPort >= 0 && args.metricsPort <= 65_535)) return usageError('fastfilesrv', '--metrics-port must be an integer in 0..65535');
-  if (!isDatagramSize(args.maxDatagramSize)) return usageError('fastfilesrv', `--max-datagram-size must be an integer in ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}`);
+  let { config } = parsed;
+  const { gatewayHost, gatewayPort } = parsed.args as { gatewayHost?: string; gatewayPort?: number };
   const gateways: GatewayAddress[] = [];
   try {
-    if (args.gatewayHost !== undefined || args.gatewayPort !== undefined) {
-      if (args.gatewayHost === undefined || args.gatewayPort === undefined) throw new Error('give both GATEWAY_HOST and GATEWAY_PORT');
-      gateways.push(positionalGateway(args.gatewayHost, args.gatewayPort));
+    if (gatewayHost !== undefined || gatewayPort !== undefined) {
+      if (gatewayHost === undefined || gatewayPort === undefined) throw new Error('give both GATEWAY_HOST and GATEWAY_PORT');
+      gateways.push(positionalGateway(gatewayHost, gatewayPort));
     }
-    for (const text of args.gateway ?? []) gateways.push(parseHostPort(text));
+    for (const text of config.gateway ?? []) gateways.push(parseHostPort(text));
     if (gateways.length === 0) throw new Error('no gateway given: pass GATEWAY_HOST GATEWAY_PORT or --gateway HOST:PORT');
   } catch (error) {
     return usageError('fastfilesrv', error instanceof Error ? error.message : String(error));
   }
 
-  const logger = createLogger({ name: 'fastfilesrv', level: args.logLevel, write: batchedWriter((text) => process.stderr.write(text)) });
+  const logger = createStderrLogger('fastfilesrv', config['log-level'], resolveLogFormat(config['log-format']));
   try {
-    const key = args.secretFile ? await readSecretKey(args.secretFile) : undefined;
+    const key = config['secret-file'] ? await readSecretKey(config['secret-file']) : undefined;
     const server = await createFileServer({
       gateways,
-      root: args.root,
-      ...(args.bind !== undefined ? { bindAddress: args.bind } : {}),
-      maxDatagramSize: args.maxDatagramSize,
-      bindPort: args.port,
-      allowDotfiles: args.allowDotfiles,
-      maxDatagramRate: args.maxDatagramRate,
+      root: config.root,
+      ...(config.bind !== undefined ? { bindAddress: config.bind } : {}),
+      maxDatagramSize: config['max-datagram-size'],
+      bindPort: config.port,
+      allowDotfiles: config['allow-dotfiles'],
+      maxDatagramRate: config['max-datagram-rate'],
       logger,
-      ...(args.name ? { name: args.name } : {}),
+      ...(config.name ? { name: config.name } : {}),
       ...(key ? { key } : {}),
     });
     const metrics =
-      args.metricsPort === undefined
+      config['metrics-port'] === undefined
         ? undefined
-        : await startMetricsListener({ address: args.metricsAddress, port: args.metricsPort }, () => server.stats, logger).catch(async (error: unknown) => {
+        : await startMetricsListener({ address: config['metrics-address'], port: config['metrics-port'] }, () => server.stats, logger).catch(async (error: unknown) => {
             await server.stop();
             throw error;
           });
+    // `kill -HUP PID`: the log level and drain timeout may change while running.
+    const reload = () => {
+      void reloadConfig(FILE_SERVER_COMMAND, parsed.flags, config, logger, () => undefined, (next) => logger.setLevel(next['log-level'])).then((next) => (config = next));
+    };
+    process.on('SIGHUP', reload);
     await serveUntilSignal(logger, async () => {
       await metrics?.close();
-      await server.stop();
+      await server.stop(config['drain-timeout']);
     });
+    process.off('SIGHUP', reload);
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));
+    logger.flush();
     return 1;
   }
 }

@@ -58,7 +58,11 @@ export interface FileServer {
   readonly stats: FileServerStats;
   /** Resolves once every configured gateway has admitted this server. */
   whenRegistered(): Promise<void>;
-  stop(): Promise<void>;
+  /**
+   * Says goodbye to every gateway (they ask no more of it), answers `busy` to any request still
+   * arriving, lets the reads in flight finish for up to `drainMs` (default 0), then closes.
+   */
+  stop(drainMs?: number): Promise<void>;
 }
 
 /** Starts a file server: binds its UDP socket, then registers with every gateway until admitted. */
@@ -204,6 +208,11 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
 
   function onPacket(link: GatewayLink, packet: Packet): void {
     if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request') {
+      if (closing) {
+        // Leaving: the gateway retries elsewhere at once rather than waiting for a timeout.
+        replyError(link, packet.requestId, 'busy', 'the server is shutting down');
+        return;
+      }
       if (link.onRequest()) void serve(link, packet);
       return;
     }
@@ -214,7 +223,8 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   if (!codec.authenticated) logger.warn('no secret configured: any host that can reach this server can pose as a gateway it registered with (see --secret-file)');
   for (const link of links) link.start();
 
-  let stopped = false;
+  let closing = false;
+  let stopping: Promise<void> | undefined;
   return {
     address: { address, port },
     get stats() {
@@ -223,15 +233,21 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     whenRegistered: async () => {
       await Promise.all(links.map((link) => link.whenRegistered()));
     },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      for (const link of links) link.close();
-      // Let the leave datagrams go out before the socket closes.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      await endpoint.close();
-      await store.close();
-      logger.info('stopped');
+    stop(drainMs = 0) {
+      stopping ??= (async () => {
+        closing = true;
+        for (const link of links) link.close();
+        const deadline = performance.now() + drainMs;
+        if (readsInProgress > 0) logger.info('draining', { reads: readsInProgress, timeoutMs: drainMs });
+        while (readsInProgress > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        if (readsInProgress > 0) logger.warn('drain timeout: closing with reads in flight', { reads: readsInProgress });
+        // Let the leave datagrams and the last chunks go out before the socket closes.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await endpoint.close();
+        await store.close();
+        logger.info('stopped');
+      })();
+      return stopping;
     },
   };
 }

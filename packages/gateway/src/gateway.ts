@@ -7,7 +7,8 @@ import { ChunkCache, type CacheStats } from './cache/chunk-cache.js';
 import { DiskTier } from './cache/disk-tier.js';
 import { BufferCollector } from './transfer/buffer-collector.js';
 import { FileLookup } from './lookup/file-lookup.js';
-import { createHttpApp } from './http/http-app.js';
+import { PROBE_PATHS, createHttpApp } from './http/http-app.js';
+import { withAccessLog } from './http/access-log.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './http/limits.js';
 import { DirectoryLister } from './lookup/directory-lister.js';
 import { createListingRoute } from './http/listing-route.js';
@@ -64,6 +65,8 @@ export interface GatewayInit {
   cache?: CacheInit;
   /** The admin listener (metrics, admin API, dashboard); off when not given. */
   admin?: AdminInit;
+  /** One log entry per HTTP request (default true). */
+  accessLog?: boolean;
   logger?: Logger;
 }
 
@@ -82,6 +85,18 @@ export interface CacheInit {
 export function defaultCacheBytes(): number {
   const mib = 1024 * 1024;
   return Math.min(2048 * mib, Math.max(64 * mib, Math.floor(machineMemory() / 16 / mib) * mib));
+}
+
+/**
+ * What may change while the gateway runs (SIGHUP): each field given is applied without cutting
+ * anything in progress. (The cache's size is fixed at start: its tiers are sized once.)
+ */
+export interface GatewayChanges {
+  /** Replaces the HTTP limits (fields left out keep their defaults, as at start). */
+  limits?: HttpLimitsInit;
+  readAheadBudgetBytes?: number;
+  stallTimeoutMs?: number;
+  accessLog?: boolean;
 }
 
 export interface GatewayStats {
@@ -114,6 +129,15 @@ export interface Gateway {
   stats(): GatewayStats;
   /** Resolves once `count` servers are in the pool. */
   waitForServers(count: number): Promise<void>;
+  /** Applies run-time changes (SIGHUP); throws a RangeError, changing nothing, when one is invalid. */
+  reconfigure(changes: GatewayChanges): void;
+  /** Serving and not draining, with a server registered (GET /readyz). */
+  readiness(): { ready: boolean; reason?: string };
+  /**
+   * Graceful shutdown: /readyz turns 503, new requests get 503, transfers in flight may finish for
+   * `timeoutMs`; then what is left is cut and the gateway stops. Resolves with the count cut.
+   */
+  drain(timeoutMs: number): Promise<{ finished: boolean; cut: number }>;
   stop(): Promise<void>;
 }
 
@@ -136,7 +160,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
 
   const limits = resolveHttpLimits(init.limits);
   const http: Server = createServer(httpServerOptions(limits));
-  const guard = new HttpGuard(limits, logger.child('limits'));
+  const guard = new HttpGuard(limits, logger.child('limits'), PROBE_PATHS);
   guard.attach(http);
   await listen(http, init.httpPort ?? 8080, address);
   const httpPort = (http.address() as AddressInfo).port;
@@ -206,8 +230,25 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     return { path, size: record.size, mtimeMs: record.mtimeMs, version: record.version, servers: [], checkedAt: record.validatedAt };
   };
   const activity = new RequestActivity();
-  const app = createHttpApp({ lookup, transfers, staleVersion, logger: logger.child('http'), serveListing: createListingRoute(lister), maxUrlBytes: limits.maxUrlBytes, observe: activity.middleware() });
-  http.on('request', guard.admit(app.callback()));
+  let draining = false;
+  const readiness = () => {
+    if (draining) return { ready: false, reason: 'draining' };
+    if (pool.size === 0) return { ready: false, reason: 'no file server registered' };
+    return { ready: true };
+  };
+  const httpLogger = logger.child('http');
+  const app = createHttpApp({
+    lookup,
+    transfers,
+    staleVersion,
+    logger: httpLogger,
+    serveListing: createListingRoute(lister),
+    maxUrlBytes: () => guard.currentLimits.maxUrlBytes,
+    readiness,
+    observe: activity.middleware(),
+  });
+  const accessLog = { enabled: init.accessLog ?? true };
+  http.on('request', withAccessLog(guard.admit(app.callback()), logger.child('access'), accessLog));
 
   const httpAddress = { address, port: httpPort };
   let stopping: Promise<void> | undefined;
@@ -259,6 +300,25 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     throw error;
   }
 
+  const stop = (): Promise<void> => {
+    // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
+    stopping ??= (async () => {
+      transfers.stop();
+      collector?.stop();
+      await admin?.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      requests.close();
+      answers.close();
+      pool.close();
+      await udp.close();
+      // Writes already queued finish: what the cache has on disk is whole.
+      await disk?.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+
   return {
     httpAddress,
     udpAddress,
@@ -277,24 +337,35 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         pool.changed.add(check);
         check();
       }),
-    stop() {
-      // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
-      stopping ??= (async () => {
-        transfers.stop();
-        collector?.stop();
-        await admin?.close();
-        http.closeAllConnections();
-        await new Promise((resolve) => http.close(resolve));
-        requests.close();
-        answers.close();
-        pool.close();
-        await udp.close();
-        // Writes already queued finish: what the cache has on disk is whole.
-        await disk?.close();
-        logger.info('stopped');
-      })();
-      return stopping;
+    readiness,
+    reconfigure(changes) {
+      // Check everything first, so a bad change leaves the gateway as it was.
+      const nextLimits = changes.limits ? resolveHttpLimits(changes.limits) : undefined;
+      if (changes.readAheadBudgetBytes !== undefined && !(Number.isSafeInteger(changes.readAheadBudgetBytes) && changes.readAheadBudgetBytes >= 0)) throw new RangeError('readAheadBudgetBytes must be an integer of 0 or more');
+      if (changes.stallTimeoutMs !== undefined && !(changes.stallTimeoutMs > 0)) throw new RangeError('stallTimeoutMs must be positive');
+      if (nextLimits) guard.update(nextLimits);
+      if (changes.readAheadBudgetBytes !== undefined) transfers.budget.resize(changes.readAheadBudgetBytes);
+      if (changes.stallTimeoutMs !== undefined) transfers.setStallTimeout(changes.stallTimeoutMs);
+      if (changes.accessLog !== undefined) accessLog.enabled = changes.accessLog;
     },
+    async drain(timeoutMs) {
+      draining = true;
+      guard.drain();
+      // Idle keep-alive connections stay: a request on one gets 503 and `Connection: close`
+      // (closing "idle" connections would also cut clients that just connected, before their request).
+      const inFlight = () => guard.transfersInProgress;
+      logger.info('draining', { transfers: inFlight(), timeoutMs });
+      const deadline = performance.now() + timeoutMs;
+      while (inFlight() > 0 && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - performance.now()))));
+      }
+      const cut = inFlight();
+      if (cut > 0) logger.warn('drain timeout: cutting the transfers left', { transfers: cut, timeoutMs });
+      else logger.info('drained: no transfer in flight');
+      await stop();
+      return { finished: cut === 0, cut };
+    },
+    stop,
   };
 }
 

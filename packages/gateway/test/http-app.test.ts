@@ -2,12 +2,13 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders } from '
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type ListEntry } from '@httpgw/protocol';
-import { createLogger, silentLogger } from '@httpgw/runtime';
+import { createLogger, silentLogger, type Logger } from '@httpgw/runtime';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../src/errors.js';
 import type { FileVersion, LookupResult } from '../src/lookup/file-lookup.js';
 import type { FileRouteDeps } from '../src/http/file-route.js';
 import { createHttpApp } from '../src/http/http-app.js';
+import { withAccessLog } from '../src/http/access-log.js';
 import { createListingRoute, type ListingJson } from '../src/http/listing-route.js';
 import type { ListingResult } from '../src/lookup/directory-lister.js';
 
@@ -111,8 +112,9 @@ function request(port: number, target: string, init: { method?: string; headers?
   });
 }
 
-async function listen(app: ReturnType<typeof createHttpApp>): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = createServer(app.callback());
+/** Serves `app`, through the access log (as the gateway does) when given its logger. */
+async function listen(app: ReturnType<typeof createHttpApp>, accessLogger?: Logger): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer(accessLogger ? withAccessLog(app.callback(), accessLogger, { enabled: true }) : app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -355,7 +357,7 @@ describe('the access log of a multipart answer', () => {
   it('counts the bytes and servers of every part', async () => {
     const lines: string[] = [];
     const logger = createLogger({ name: 'gw', level: 'info', write: (line) => lines.push(line) });
-    const logged = await listen(createHttpApp({ ...deps, logger }));
+    const logged = await listen(createHttpApp({ ...deps, logger }), logger);
     try {
       const answer = await request(logged.port, '/big.bin', { headers: { Range: 'bytes=0-9,100-119' } });
       expect(answer.status).toBe(206);

@@ -33,16 +33,31 @@ export async function readSecretKey(path: string): Promise<FrameKey> {
   return keyFromSecret(Buffer.from((await readFile(path, 'utf8')).trim(), 'utf8'));
 }
 
-/** Resolves once SIGINT or SIGTERM arrived and `stop` finished (a second signal waits for the same stop). */
+/** Exit status of a process ended by a second signal: 128 + the signal's number, as shells report it. */
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * Resolves once SIGINT or SIGTERM arrived and `stop` (a graceful drain) finished. A second signal
+ * during the drain exits at once (status 128 + signal), after writing out the buffered log lines.
+ */
 export function serveUntilSignal(logger: Logger, stop: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     let stopping: Promise<void> | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn('second signal: exiting now', { signal });
+        logger.flush();
+        process.exit(SIGNAL_EXIT[signal] ?? 1);
+      }
       logger.info('stopping', { signal });
-      stopping ??= stop().then(resolve);
+      stopping = stop().then(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolve();
+      });
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
 }
 

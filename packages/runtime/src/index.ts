@@ -1,4 +1,4 @@
-export { createLogger, silentLogger, LOG_LEVELS, type Logger, type LoggerInit, type LogLevel, type LogFields } from './logger.js';
+export { createLogger, createStderrLogger, resolveLogFormat, prettyLine, silentLogger, LOG_LEVELS, LOG_FORMATS, type Logger, type LoggerInit, type LogLevel, type LogFields, type LogFormat } from './logger.js';
 export { RateLimiter, DEFAULT_MAX_DATAGRAM_RATE, type RateLimiterInit } from './rate-limiter.js';
 export { bindUdpSocket, type UdpSocketInit } from './udp-socket.js';
 export { DatagramEndpoint, type DatagramEndpointInit, type DatagramCounters } from './datagram-endpoint.js';
@@ -6,3 +6,5 @@ export { EXIT_USAGE, usageError, parseCommandLine, readSecretKey, serveUntilSign
 export { Listeners } from './listeners.js';
 export { formatByteSize, parseByteSize } from './byte-size.js';
 export { normalizeAddress, formatHostPort, urlHost, parseHostPort, socketTypeFor, resolveHost, type HostPort } from './net-address.js';
+export { option, integerIn, positiveInteger, loadConfig, configFileOf, configToYaml, diffConfig, describeProblem, envName, ConfigError, type OptionSpec, type OptionTable, type ConfigOf, type CommandConfig, type LoadedConfig, type ValueSource, type ConfigChange } from './config.js';
+export { parseConfig, reloadConfig } from './config-cli.js';

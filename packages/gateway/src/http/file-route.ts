@@ -14,17 +14,24 @@ export type GatewayContext = ParameterizedContext<GatewayState>;
 export interface GatewayState {
   fetcher?: TransferProgress;
   error?: string;
+  /** The request's id (X-Request-Id), set by the app from the access log's record. */
+  requestId?: string;
+  /**
+   * The access log's `cache` field (RFC 9211 style: hit, miss, stale…): whoever serves a response
+   * from a cache sets it; absent when no cache was involved.
+   */
+  cacheStatus?: string;
 }
 
 /** What the access log reads of a transfer, and what a writer waiting for the client to drain watches. */
-export type TransferProgress = Pick<TransferView, 'bytesDelivered' | 'serversUsed' | 'failed' | 'cacheOutcome'>;
+export type TransferProgress = Pick<TransferView, 'bytesDelivered' | 'serversUsed' | 'failed' | 'cacheOutcome' | 'retransmissions'>;
 
 /** What the file route needs of the gateway: the lookup and the transfers (or stand-ins in tests). */
 export interface FileRouteDeps {
   lookup: Pick<FileLookup, 'lookup' | 'forget'>;
   transfers: {
-    /** `signal`: aborted when the client leaves, which ends the transfer. */
-    fetch(file: FileVersion, firstByte: number, lastByte: number, signal: AbortSignal): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
+    /** `signal`: aborted when the client leaves, which ends the transfer; `requestId` goes on the transfer's log lines. */
+    fetch(file: FileVersion, firstByte: number, lastByte: number, signal: AbortSignal, requestId?: string): { fetcher: TransferProgress; chunks: AsyncGenerator<Buffer, void, undefined> };
     /** How the cache would take part in sending these bytes (a HEAD's Cache-Status); undefined without a cache. */
     cacheOutcome?(file: FileVersion, firstByte: number, lastByte: number): CacheOutcome | undefined;
   };
@@ -49,7 +56,8 @@ export function cacheStatusOf(outcome: CacheOutcome, stale = false): string {
 /** Cache-Status, and Age for what comes from the cache (seconds since servers last reported the version). */
 function setCacheHeaders(ctx: GatewayContext, file: FileVersion, outcome: CacheOutcome | undefined, stale: boolean): void {
   if (!outcome) return;
-  ctx.set('Cache-Status', cacheStatusOf(outcome, stale));
+  ctx.state.cacheStatus = cacheStatusOf(outcome, stale);
+  ctx.set('Cache-Status', ctx.state.cacheStatus);
   if ((outcome === 'hit' || stale) && file.checkedAt !== undefined) ctx.set('Age', String(Math.max(0, Math.floor((Date.now() - file.checkedAt) / 1000))));
 }
 
@@ -212,7 +220,7 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
     if (length === 0) ctx.body = Buffer.alloc(0);
     return;
   }
-  const { fetcher, chunks } = deps.transfers.fetch(file, range.start, range.end, clientLeft(ctx.res));
+  const { fetcher, chunks } = deps.transfers.fetch(file, range.start, range.end, clientLeft(ctx.res), ctx.state.requestId);
   // Wait for the first chunk before the status line goes out: a file that changed or lost all its
   // servers is still an honest error status here, not a cut connection.
   const first = await chunks.next();
@@ -255,6 +263,10 @@ class PartTransfers implements TransferProgress {
     return this.fetchers.reduce((sum, fetcher) => sum + fetcher.bytesDelivered, 0);
   }
 
+  get retransmissions(): number {
+    return this.fetchers.reduce((sum, fetcher) => sum + (fetcher.retransmissions ?? 0), 0);
+  }
+
   get serversUsed(): Set<string> {
     return new Set(this.fetchers.flatMap((fetcher) => [...fetcher.serversUsed]));
   }
@@ -294,7 +306,7 @@ async function serveParts(ctx: GatewayContext, file: FileVersion, ranges: ByteRa
     ctx.length = length;
     return;
   }
-  const transfers = new PartTransfers((range, signal) => deps.transfers.fetch(file, range.start, range.end, signal), clientLeft(ctx.res));
+  const transfers = new PartTransfers((range, signal) => deps.transfers.fetch(file, range.start, range.end, signal, ctx.state.requestId), clientLeft(ctx.res));
   const chunks = transfers.open(ranges[0]!)!;
   const first = await chunks.next();
   ctx.state.fetcher = transfers;

@@ -4,16 +4,25 @@ import { ProtocolError, normalizePath } from '@httpgw/protocol';
 import { normalizeAddress, type Logger } from '@httpgw/runtime';
 import { GatewayError, type GatewayErrorCode } from '../errors.js';
 import { serveFilePath, type FileRouteDeps, type GatewayContext, type GatewayState } from './file-route.js';
+import { recordOf } from './access-log.js';
 
 export interface HttpAppDeps extends FileRouteDeps {
   logger: Logger;
   /** Renders a directory listing; without it, directories are 404. */
   serveListing?: (ctx: GatewayContext, path: string) => Promise<void>;
-  /** Longest request target accepted (414 beyond). */
-  maxUrlBytes?: number;
+  /** Longest request target accepted (414 beyond); read on each request (SIGHUP may change it). */
+  maxUrlBytes?: number | (() => number);
+  /** For `/readyz`: whether load balancers should send requests here, and why not. */
+  readiness?: () => { ready: boolean; reason?: string };
   /** Runs first for every request: the operators' view of requests (ops/request-activity.ts). */
   observe?: Koa.Middleware<GatewayState>;
 }
+
+/**
+ * Paths answered by the gateway itself, before any file route: a file at the root named like one of
+ * them cannot be fetched through the gateway (documented in docs/OPERATING.md).
+ */
+export const PROBE_PATHS = new Set(['/healthz', '/readyz']);
 
 export const STATUS_OF: Record<GatewayErrorCode, number> = {
   GW_ERR_NO_SERVERS: 503,
@@ -64,22 +73,31 @@ export function encodePath(path: string): string {
 export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
   const app = new Koa<GatewayState>();
   const router = new Router<GatewayState>();
-  const maxUrlBytes = deps.maxUrlBytes ?? 8_192;
+  const maxUrlBytes = typeof deps.maxUrlBytes === 'function' ? deps.maxUrlBytes : () => (deps.maxUrlBytes as number | undefined) ?? 8_192;
 
   // Errors after the status line went out (a client that hung up, a transfer that failed mid-body):
   // the response is already cut; log them here rather than letting koa print to stderr.
   app.on('error', (error: unknown, ctx?: GatewayContext) => {
     const code = error instanceof Error && 'code' in error ? String(error.code) : undefined;
-    const fields = { path: ctx?.path, error: error instanceof Error ? error.message : String(error), code };
+    const fields = { reqId: ctx?.state.requestId, path: ctx?.path, error: error instanceof Error ? error.message : String(error), code };
     if (code !== undefined && CLIENT_GONE.has(code)) deps.logger.debug('client went away mid-response', fields);
     else deps.logger.warn('response cut short', fields);
   });
+  app.use(async (ctx, next) => {
+    // The access log (withAccessLog, around the whole handler) reads the outcome from the state;
+    // lines this request logs carry its id.
+    const record = recordOf(ctx.req);
+    if (record) {
+      record.state = ctx.state;
+      ctx.state.requestId = record.id;
+    }
+    await next();
+  });
   if (deps.observe) app.use(deps.observe);
-  app.use(accessLog(deps.logger));
   app.use(errorBodies(deps.logger));
   app.use(async (ctx, next) => {
     ctx.set('X-Content-Type-Options', 'nosniff');
-    if (Buffer.byteLength(ctx.url) > maxUrlBytes) ctx.throw(414, 'request URL too long');
+    if (Buffer.byteLength(ctx.url) > maxUrlBytes()) ctx.throw(414, 'request URL too long');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') ctx.throw(405, `${ctx.method} is not allowed: use GET or HEAD`);
     await next();
   });
@@ -88,6 +106,19 @@ export function createHttpApp(deps: HttpAppDeps): Koa<GatewayState> {
     if (!deps.serveListing) throw new GatewayError('GW_ERR_NOT_FOUND', 'directory listings are not available');
     await deps.serveListing(ctx, path);
   };
+  // Probes for load balancers and orchestrators, ahead of the file routes so no file shadows them.
+  router.get('/healthz', (ctx) => {
+    ctx.type = 'text/plain';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = 'ok\n';
+  });
+  router.get('/readyz', (ctx) => {
+    const { ready, reason } = deps.readiness?.() ?? { ready: true };
+    ctx.type = 'text/plain';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = ready ? 200 : 503;
+    ctx.body = ready ? 'ready\n' : `not ready: ${reason ?? 'unknown'}\n`;
+  });
   // A path ending in '/' names a directory: its listing.
   router.get(/\/$/, async (ctx) => serveDirectory(ctx, requestPath(ctx.path).path));
   // Any other path: the file, or, when it turns out to be a directory, a redirect to its listing.
@@ -123,9 +154,10 @@ function errorBodies(logger: Logger): Koa.Middleware<GatewayState> {
     } catch (error) {
       if (ctx.headerSent) throw error;
       const { status, message } = describe(error);
-      if (status >= 500 && !(error instanceof GatewayError)) logger.error('request failed', { path: ctx.path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      if (status >= 500 && !(error instanceof GatewayError)) logger.error('request failed', { reqId: ctx.state.requestId, path: ctx.path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       const code = error instanceof GatewayError ? error.code : undefined;
       for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      if (ctx.state.requestId) ctx.set('X-Request-Id', ctx.state.requestId);
       ctx.set('X-Content-Type-Options', 'nosniff');
       ctx.set('Vary', 'Accept');
       ctx.set(errorHeaders(error));
@@ -155,25 +187,4 @@ function describe(error: unknown): { status: number; message: string } {
     return { status: error.status, message: error.message };
   }
   return { status: 500, message: 'internal error' };
-}
-
-/** One log line per request once the response is over: status, bytes, duration, servers used. */
-function accessLog(logger: Logger): Koa.Middleware<GatewayState> {
-  return async (ctx, next) => {
-    const started = performance.now();
-    ctx.res.once('close', () => {
-      const complete = ctx.res.writableFinished;
-      const level = ctx.status >= 500 || !complete ? 'warn' : 'info';
-      logger[level](`${ctx.method} ${ctx.url}`, {
-        status: ctx.status,
-        bytes: ctx.state.fetcher ? ctx.state.fetcher.bytesDelivered : ctx.method === 'HEAD' ? 0 : (ctx.response.length ?? 0),
-        ms: Math.round(performance.now() - started),
-        servers: ctx.state.fetcher ? [...ctx.state.fetcher.serversUsed].join(',') : undefined,
-        client: normalizeAddress(ctx.ip),
-        error: ctx.state.error,
-        outcome: complete ? undefined : 'aborted',
-      });
-    });
-    await next();
-  };
 }

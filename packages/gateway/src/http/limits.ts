@@ -115,11 +115,39 @@ export class HttpGuard {
   /** Responses in progress per socket: an error status must never be written into the middle of one. */
   private readonly responding = new WeakMap<Socket, number>();
   private readonly quietUntil = new Map<keyof LimitCounters, number>();
+  private server: Server | undefined;
+  /** Shutting down: new requests get 503 and `Connection: close`; probes (`/healthz`, `/readyz`) are still answered. */
+  private draining = false;
 
   constructor(
-    private readonly limits: HttpLimits,
+    private limits: HttpLimits,
     private readonly logger: Logger,
+    /** Request targets served even while draining and beyond the transfer limits (the health probes). */
+    private readonly probes: ReadonlySet<string> = new Set(),
   ) {}
+
+  get currentLimits(): Readonly<HttpLimits> {
+    return this.limits;
+  }
+
+  /**
+   * New limits while running (SIGHUP): counts apply to the next connection or request; the header
+   * and request timeouts to requests from now on; the idle timeout to connections opened from now on.
+   * Nothing in progress is cut.
+   */
+  update(limits: HttpLimits): void {
+    this.limits = limits;
+    if (!this.server) return;
+    this.server.headersTimeout = limits.headersTimeoutMs;
+    this.server.requestTimeout = limits.requestTimeoutMs;
+    this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    this.server.timeout = limits.idleTimeoutMs;
+  }
+
+  /** Refuses new requests from now on (see `draining`). */
+  drain(): void {
+    this.draining = true;
+  }
 
   get transfersInProgress(): number {
     return this.activeTransfers;
@@ -131,6 +159,7 @@ export class HttpGuard {
 
   /** Applies the connection limits and timeouts to a server made with `httpServerOptions`. */
   attach(server: Server): void {
+    this.server = server;
     // Ahead of node's own listener, so a refused connection is never parsed.
     server.prependListener('connection', (socket: Socket) => this.onConnection(socket));
     server.on('clientError', (error: Error, socket: Socket) => this.onClientError(error, socket));
@@ -152,6 +181,15 @@ export class HttpGuard {
         return;
       }
       const client = clientOf(socket);
+      if (this.probes.has(req.url ?? '')) {
+        handler(req, res);
+        return;
+      }
+      if (this.draining) {
+        res.shouldKeepAlive = false;
+        refuse(res, 503, 'the gateway is shutting down');
+        return;
+      }
       if (this.transfers.get(client) >= this.limits.maxTransfersPerClient) {
         this.report('transfersRefusedPerClient', 'per-client transfer limit hit', { client, limit: this.limits.maxTransfersPerClient, status: 429 });
         refuse(res, 429, 'too many transfers in progress from this client');

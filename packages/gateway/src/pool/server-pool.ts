@@ -179,7 +179,7 @@ export class ServerPool {
     this.known.add(key);
     if (again) this.counters.readmitted++;
     else this.counters.admitted++;
-    this.logger.info(again ? 'server admitted again' : 'server admitted', { server: key, name, servers: this.servers.size });
+    this.logger.info(again ? 'server admitted again' : 'server admitted', { server: key, serverName: name, servers: this.servers.size });
     this.startSweeping();
     this.changed.emit();
     return server;

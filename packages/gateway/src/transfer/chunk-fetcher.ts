@@ -51,6 +51,11 @@ export class ChunkFetcher {
   /** How the cache took part (set by Transfers when there is one): for Cache-Status and the log. */
   cacheOutcome: CacheOutcome | undefined;
   readonly stats: TransferStats = { requests: 0, cachedChunks: 0, sharedChunks: 0, retransmissions: 0, hedges: 0, badChunks: 0 };
+
+  /** Chunk requests sent again so far (the access log's figure). */
+  get retransmissions(): number {
+    return this.stats.retransmissions;
+  }
   private readonly init: FetcherOptions;
   private readonly range: ChunkRange;
   private readonly sources: SourceChoice;

@@ -58,11 +58,11 @@ export function machineMemory(): number {
  * Every operation is O(1) per chunk.
  */
 export class ReadAheadBudget {
-  readonly limitBytes: number;
+  limitBytes: number;
   readonly chunkBytes: number;
   readonly minimumChunks: number;
   /** Limit and holdings in chunks. */
-  private readonly limit: number;
+  private limit: number;
   private reserved = 0;
   /** What active shares lack of their minimum: kept free for them. */
   private unfilled = 0;
@@ -89,6 +89,19 @@ export class ReadAheadBudget {
       waits: this.waits,
       waiting: this.waiters.size,
     };
+  }
+
+  /**
+   * A new limit while running (SIGHUP). Growing it wakes queued transfers at once; shrinking it lets
+   * nobody take beyond its minimum until holdings fall under the new limit: nothing is taken back.
+   */
+  resize(limitBytes: number): void {
+    if (!(limitBytes >= 0)) throw new RangeError(`limitBytes must be 0 or more (got ${limitBytes})`);
+    const freeBefore = this.free();
+    this.limitBytes = limitBytes;
+    this.limit = Math.floor(limitBytes / this.chunkBytes);
+    const freed = this.free() - Math.max(0, freeBefore);
+    if (freed > 0) this.giveTurns(freed);
   }
 
   /** Bytes held now. */

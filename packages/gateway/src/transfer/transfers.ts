@@ -34,6 +34,8 @@ export interface TransferView {
   bytesDelivered: number;
   readonly serversUsed: Set<string>;
   readonly failed?: AbortSignal | undefined;
+  /** Chunk requests sent again (the access log's figure). */
+  readonly retransmissions?: number;
   cacheOutcome?: CacheOutcome;
 }
 
@@ -70,7 +72,7 @@ export class Transfers {
   }
 
   constructor(
-    private readonly settings: TransferSettings,
+    private settings: TransferSettings,
     private readonly pool: ServerPool,
     private readonly tracker: RequestTracker,
     private readonly logger: Logger,
@@ -79,6 +81,11 @@ export class Transfers {
     positiveOption('stallTimeoutMs', settings.stallTimeoutMs);
     this.readAheadChunks = Math.max(2, Math.ceil(positiveOption('readAheadBytes', settings.readAheadBytes) / chunkSize));
     this.budget = new ReadAheadBudget({ limitBytes: settings.readAheadBudgetBytes, chunkBytes: chunkSize });
+  }
+
+  /** Applies a new stall timeout to transfers started from now on (SIGHUP). */
+  setStallTimeout(ms: number): void {
+    this.settings = { ...this.settings, stallTimeoutMs: positiveOption('stallTimeoutMs', ms) };
   }
 
   /** Ends every transfer in progress, and any asked for later at once (the gateway is stopping). */
@@ -91,20 +98,20 @@ export class Transfers {
    * Bytes `firstByte..lastByte` (inclusive) of one file version, ended early when `signal` aborts:
    * from the cache when it holds every chunk of them, otherwise fetched (through the cache).
    */
-  fetch(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal): { fetcher: TransferView; chunks: AsyncGenerator<Buffer, void, undefined> } {
+  fetch(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal, requestId?: string): { fetcher: TransferView; chunks: AsyncGenerator<Buffer, void, undefined> } {
     const cache = this.settings.cache;
-    if (!cache?.stores) return this.fetchFromServers(file, firstByte, lastByte, signal);
+    if (!cache?.stores) return this.fetchFromServers(file, firstByte, lastByte, signal, requestId);
     const range = new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size);
     const outcome = this.cacheOutcome(file, firstByte, lastByte)!;
     if (outcome !== 'hit') {
-      const fetched = this.fetchFromServers(file, firstByte, lastByte, signal);
+      const fetched = this.fetchFromServers(file, firstByte, lastByte, signal, requestId);
       cache.counters.misses++;
       fetched.fetcher.cacheOutcome = outcome;
       return fetched;
     }
     cache.counters.hits++;
     const progress = new CachedProgress();
-    const fetchRest = (from: number) => this.fetchFromServers(file, from, lastByte, signal);
+    const fetchRest = (from: number) => this.fetchFromServers(file, from, lastByte, signal, requestId);
     return { fetcher: progress, chunks: cachedChunks(cache, file, range, progress, fetchRest, signal) };
   }
 
@@ -120,12 +127,14 @@ export class Transfers {
   }
 
   /** A fetcher for bytes `firstByte..lastByte` (inclusive) of one file version, ended early when `signal` aborts. */
-  private fetchFromServers(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
+  private fetchFromServers(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal, requestId?: string): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
     const { chunkSize, stallTimeoutMs, hedging } = this.settings;
     // Ended by the client's signal or by stop(). Not AbortSignal.any([signal, stopping.signal]): on
     // Node 20 every signal it makes stays referenced from the gateway's long-lived stop signal
     // (nodejs/node#55351: about 240 bytes per transfer, never freed), and it costs ~35 µs a call.
     const ending = new AbortController();
+    // Every line this transfer logs names its request.
+    const logger = requestId === undefined ? this.logger : this.logger.with({ reqId: requestId });
     const fetcher = new ChunkFetcher({
       file,
       firstByte,
@@ -141,12 +150,12 @@ export class Transfers {
       ...(this.settings.cache ? { cache: this.settings.cache } : {}),
       pool: this.pool,
       tracker: this.tracker,
-      logger: this.logger,
+      logger,
     });
-    return { fetcher, chunks: this.accounted(fetcher, ending, signal, file, lastByte - firstByte + 1) };
+    return { fetcher, chunks: this.accounted(fetcher, ending, signal, file, lastByte - firstByte + 1, logger) };
   }
 
-  private async *accounted(fetcher: ChunkFetcher, ending: AbortController, signal: AbortSignal | undefined, file: FileVersion, length: number): AsyncGenerator<Buffer, void, undefined> {
+  private async *accounted(fetcher: ChunkFetcher, ending: AbortController, signal: AbortSignal | undefined, file: FileVersion, length: number, logger: Logger): AsyncGenerator<Buffer, void, undefined> {
     this.counters.started++;
     this.running.set(fetcher, ending);
     const clientLeft = () => ending.abort(signal?.reason);
@@ -159,7 +168,7 @@ export class Transfers {
     } catch (error) {
       outcome = 'failed';
       // Once bytes went out, the only way to tell the client is to cut the connection short: say here why.
-      this.logger[fetcher.bytesDelivered > 0 ? 'error' : 'warn']('transfer failed', {
+      logger[fetcher.bytesDelivered > 0 ? 'error' : 'warn']('transfer failed', {
         path: file.path,
         code: error instanceof GatewayError ? error.code : undefined,
         error: error instanceof Error ? error.message : String(error),
