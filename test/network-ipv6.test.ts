@@ -119,9 +119,9 @@ describe('the real commands on a dual-stack :: gateway', () => {
   });
 
   it('admits an IPv4 server as its IPv4 address and an IPv6 one in brackets', async () => {
-    await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ name=v4/);
-    await gateway.waitForLine(/server admitted server=\[::1\]:\d+ name=v6/);
-    await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ name=v4-from-dual/);
+    await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ serverName=v4/);
+    await gateway.waitForLine(/server admitted server=\[::1\]:\d+ serverName=v6/);
+    await gateway.waitForLine(/server admitted server=127\.0\.0\.1:\d+ serverName=v4-from-dual/);
     expect(gateway.log()).not.toMatch(/::ffff:/);
     expect(servers[1]!.log()).toMatch(/serving .*udp=\[::\]:\d+ gateways=\[::1\]:\d+/);
   });
@@ -132,8 +132,9 @@ describe('the real commands on a dual-stack :: gateway', () => {
       expect(result, base).toMatchObject({ status: 200, exitCode: 0 });
       expect(sha256(result.body)).toBe(sha256(files.get('big.bin')!));
     }
-    await gateway.waitForLine(/GET \/big\.bin status=200 .*client=127\.0\.0\.1$/);
-    await gateway.waitForLine(/GET \/big\.bin status=200 .*client=::1$/);
+    const accessEntry = (client: string) => () => gateway.records().some((record) => record.name === 'httpgw:access' && record.path === '/big.bin' && record.status === 200 && record.client === client);
+    await until(accessEntry('127.0.0.1'), 10_000, 'the IPv4 access entry');
+    await until(accessEntry('::1'), 10_000, 'the IPv6 access entry');
     expect(gateway.log()).not.toMatch(/::ffff:/);
   });
 

@@ -200,11 +200,12 @@ describe('logs and probes of a running gateway', () => {
     const [entry] = entries;
     expect(entry).toMatchObject({ method: 'GET', path: '/big.bin', range: 'bytes=1000-2999999', status: 206, bytes: 2_999_000, client: '127.0.0.1' });
     expect(entry!.retransmissions).toBeGreaterThanOrEqual(0);
-    expect(entry!.servers).toMatch(/^127\.0\.0\.1:\d+$/);
+    // From the servers, or (the cache is on by default) from the cache: then no server.
+    expect(String(entry!.servers ?? '')).toMatch(/^(127\.0\.0\.1:\d+)?$/);
     expect(entry!.durationMs).toBeGreaterThanOrEqual(entry!.ttfbMs as number);
     expect(entry!.ttfbMs).toBeGreaterThan(0);
-    // No cache in this gateway: the field is absent, not empty.
-    expect(entry).not.toHaveProperty('cache');
+    // The gateway's cache says how it took part (Cache-Status).
+    expect(entry!.cache).toMatch(/^httpgw; (hit|fwd=(miss|partial); stored)/);
   });
 
   it('an id with spaces or too long is replaced by a generated one', async () => {
@@ -285,7 +286,8 @@ describe('SIGTERM drain', () => {
 
   it('a second signal exits at once', async () => {
     const d = await deploy(['--drain-timeout', '60000', '--read-ahead', String(256 * 1024)]);
-    const download = slowDownload(`${d.base}/big.bin`, '256K');
+    // Larger than loopback's socket buffers (a few MiB): the response is still being written when the signals come.
+    const download = slowDownload(`${d.base}/large.bin`, '256K');
     await until(() => sizeOf(download.out) > 64 * 1024, 10_000, 'the download to be under way');
     d.gateway.child.kill('SIGTERM');
     await d.gateway.waitForLine(/draining/);

@@ -3,7 +3,7 @@ import { MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, integerIn, option, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
 
 const text = z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' });
-const hostPort = z.string({ error: 'must be HOST:PORT' }).regex(/^.+:\d{1,5}$/, { error: 'must be HOST:PORT (an IPv6 address in brackets: [::1]:8080)' });
+const hostPort = z.string({ error: 'must be HOST:PORT' }).regex(/^.+:\d{1,5}$/, { error: 'must be HOST:PORT' });
 
 /**
  * Every option of `fastfilesrv`, once: flag `--NAME`, config file key `NAME`, environment

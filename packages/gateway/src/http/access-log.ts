@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Logger } from '@httpgw/runtime';
+import { normalizeAddress, type Logger } from '@httpgw/runtime';
 import type { GatewayState } from './file-route.js';
 
 /** An incoming X-Request-Id is kept when it is short and plain (no spaces, quotes or control characters); else one is made. */
@@ -67,7 +67,7 @@ export function withAccessLog(handler: RequestListener, logger: Logger, setting:
         servers: fetcher ? [...fetcher.serversUsed].join(',') : undefined,
         retransmissions: fetcher?.retransmissions,
         cache: state?.cacheStatus,
-        client: req.socket.remoteAddress,
+        client: normalizeAddress(req.socket.remoteAddress ?? ''),
         method: req.method,
         path,
         range: typeof req.headers.range === 'string' ? req.headers.range : undefined,
