@@ -122,8 +122,10 @@ describe('the read-ahead budget with hundreds of slow clients', () => {
     expect(statuses.filter((status) => status === 200).length, figures).toBeGreaterThanOrEqual(CLIENTS * 0.95);
     expect(received, figures).toBeGreaterThan(CLIENTS * RATE * 2);
     expect(spent, `the budget was never spent: ${figures}`).toBeDefined();
-    // Every transfer's minimum (2 chunks) fits in 64 MiB: holdings never went past the limit.
-    expect(during.readAheadPeak, figures).toBeLessThanOrEqual(BUDGET);
+    // The documented bound (--read-ahead-budget: "each may still hold two chunks"): a transfer that
+    // starts while the others have spent the budget still gets its two chunks, so it always moves.
+    // Transfers that share fetches move faster and spend the budget sooner: measured up to 74 MiB.
+    expect(during.readAheadPeak, figures).toBeLessThanOrEqual(BUDGET + 2 * 61_440 * CLIENTS);
     expect(during.transfers, figures).toBeGreaterThanOrEqual(CLIENTS * 0.95);
     // Measured 170-197 MiB: node's own ~72 MiB, the budget, a chunk per response being written.
     expect(peak, figures).toBeLessThan(BUDGET + 150 * MIB);
