@@ -56,7 +56,7 @@ export const GATEWAY_OPTIONS = {
   }),
   'stall-timeout': option({ type: 'number', schema: positive('must be positive'), default: 10_000, reloadable: true, describe: 'ms without progress before a download is cut' }),
   'md5-worker': option({ type: 'boolean', schema: z.boolean({ error: 'must be true or false' }), default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' }),
-  'meta-cache': option({ type: 'number', schema: nonNegative('must be 0 or more'), default: 1_000, describe: "ms a file's metadata is reused before the servers are asked again" }),
+  'meta-cache': option({ type: 'number', schema: nonNegative('must be 0 or more'), default: 1_000, describe: "ms a file's metadata is reused before the servers are asked again: how long a cached version is served without asking whether it is still current (as long again while a new lookup runs)" }),
   'cache-size': option({
     type: 'string',
     schema: byteSize('536870912 or 512MiB'),
