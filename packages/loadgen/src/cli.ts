@@ -79,7 +79,7 @@ function mm1TargetParser(argv: string[]) {
 function mm1CheckParser(argv: string[]) {
   return yargs(argv)
     .scriptName(`${NAME} mm1-check`)
-    .usage('$0 [options]\n\nRuns Poisson load at rho * mu against mm1-target (its own process) for each rho, and compares the response times with M/M/1 theory: mean 1/(mu-lambda), p50 ln(2)/(mu-lambda), p99 ln(100)/(mu-lambda). Exit code 1 when a rho misses the tolerance (mean 10 %, p50 and p99 15 %).')
+    .usage('$0 [options]\n\nRuns Poisson load at rho * mu against mm1-target (its own process) for each rho, and compares the response times with M/M/1 theory: mean 1/(mu-lambda), p50 ln(2)/(mu-lambda), p99 ln(100)/(mu-lambda). Exit code 1 when a rho misses the tolerance (mean 10 %, p50 and p99 15 %, on measured - exact queue path + theory) or the service times are not exponential.')
     .option('mu', { type: 'number', default: MM1_DEFAULT_MU, describe: 'service rate of the target (low enough that a loopback round trip, about 1-5 ms, is small beside 1/(mu-lambda))' })
     .option('rho', { type: 'string', default: '0.3,0.5,0.7,0.9', describe: 'utilisations to check' })
     .option('max-connections', { type: 'number', default: MM1_MAX_CONNECTIONS, describe: 'connection pool of the generator; small, so that at high rho requests wait for a connection and the check proves that wait is measured' })

@@ -4,16 +4,17 @@
  * response times beside theory.
  *
  * Why a corrected figure as well: an M/M/1 queue near saturation is very noisy. By simulation,
- * one 10 s run at mu = 200 and rho = 0.9 gives a mean whose spread between runs is about 35 %; a
- * raw mean within 10 % at four standard deviations would need some 600,000 requests there
- * (about an hour). The noise is in the queue, not in the measurement, so the check removes it
+ * 1,800 requests at rho = 0.9 give a mean whose spread between runs is about 35 %; a raw mean
+ * within 10 % at four standard deviations would need some 600,000 requests there (at any mu). The noise is in the queue, not in the measurement, so the check removes it
  * with a control variate: from the run's own intended send times and the server's own service
  * draws (reported per answer), the Lindley recursion gives the exact response times an ideal
  * client would have measured on this very sample path (intended arrivals in order, service draws
  * in the order the server made them). measured - path + theory then has the
  * expectation of measured (the path's expectation is the theory) but only the measurement's own
  * noise, which is what the check is about: a generator that sends late, hides queueing
- * (coordinated omission) or adds overhead moves it away from the theory.
+ * (coordinated omission) or adds overhead moves it away from the theory. What it keeps is what
+ * the client sees on top of the server's queue: a loopback round trip and wake-ups, milliseconds
+ * on a small VM, hence MM1_DEFAULT_MU.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -44,11 +45,11 @@ export const DEFAULT_TOLERANCE = { mean: 0.1, p50: 0.15, p99: 0.15 };
 /**
  * The default service rate. Every answer also carries a fixed cost the theory knows nothing of: a
  * loopback HTTP round trip between two Node processes plus their timer and wake-up delays. On a
- * 2-core VM that was measured at 2.4 ms on average (4 ms with other work on the cores, 10 ms with
- * the cores oversubscribed), against which the tightest tolerance, 10 % of the mean at rho 0.3
- * (0.1 / (0.7 mu)), is 0.7 ms at mu = 200 but 7 ms at mu = 20. See the README.
+ * 2-core VM that was measured at 2.4 ms on average (4-9 ms with other work on the cores, 10-15 ms
+ * with them oversubscribed), against which the tightest tolerance, 10 % of the mean at rho 0.3
+ * (0.1 / (0.7 mu)), is 0.7 ms at mu = 200, 14 ms at mu = 10. See the README.
  */
-export const MM1_DEFAULT_MU = 20;
+export const MM1_DEFAULT_MU = 10;
 
 /**
  * A small pool, so that requests do wait for a connection (an arrival finds all busy when 4 or
