@@ -9,9 +9,9 @@
  * top of the server's queue. On a 2-core VM that is a loopback round trip between two Node
  * processes plus their wake-ups: 2.4 ms on average when quiet, 4-9 ms with other work on the
  * cores, 10 ms with one more core-hogging process. The tightest tolerance is 10 % of the mean at
- * rho 0.3, 0.1 / (0.7 mu): 0.7 ms at mu = 200 (less than one bare round trip, so that failed on any
- * machine), 14 ms at mu = 10. A generator that waits for a connection before starting the clock
- * misses by hundreds of ms at rho 0.7 and 0.9 (the pool of 4 is full for 24 % and 66 % of arrivals).
+ * rho 0.3, 0.1 / (0.7 mu): 0.7 ms at mu = 200 (less than one bare round trip there, so it could
+ * not pass), 14 ms at mu = 10. A generator that starts the clock when a connection is free misses
+ * by tens to hundreds of ms at rho 0.5 to 0.9 (the pool of 4 is full for 6, 24 and 66 % of arrivals).
  * 10 s per rho is 30 to 90 measured requests; the corrected figures need no more (their noise is
  * that of the round trip, a few ms), and the raw queue noise does not enter them.
  */
