@@ -6,7 +6,7 @@ import { writeFile, readFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { runLoad, type LoadMode, type RunResult } from './driver.js';
 import { parseCommandLine, runIfMain, usageError } from './cli-parse.js';
-import { runMm1Check, DEFAULT_TOLERANCE } from './mm1-check.js';
+import { runMm1Check, DEFAULT_TOLERANCE, MM1_DEFAULT_MU, MM1_MAX_CONNECTIONS } from './mm1-check.js';
 import { startMm1Target } from './mm1-target.js';
 import { uniformSource } from './random.js';
 import type { IntervalStats, LatencySummary } from './recorder.js';
@@ -55,7 +55,7 @@ function loadParser(argv: string[]) {
     .example('$0 http://127.0.0.1:8080/file --rate 500 --duration 30s', 'Poisson arrivals at 500 req/s for 30 s')
     .example('$0 --listing http://gw:8080/data/ --mix 4KiB=9,1MiB=1 --rate 200', 'a file-size mix over a listing')
     .example('$0 http://127.0.0.1:8080/f --sweep 100:2000:8 --slo-p99 100 --html report.html', 'the latency vs load curve and the highest rate with p99 < 100 ms')
-    .example('$0 mm1-check --mu 200', 'check the tool against an M/M/1 queue (about a minute)')
+    .example('$0 mm1-check', 'check the tool against an M/M/1 queue (about a minute)')
     .strict()
     .help()
     .version(false)
@@ -66,7 +66,7 @@ function mm1TargetParser(argv: string[]) {
   return yargs(argv)
     .scriptName(`${NAME} mm1-target`)
     .usage('$0 --mu RATE [--port N]\n\nAn HTTP server with one worker, FIFO, exponential service times of rate mu: with Poisson arrivals, an M/M/1 queue. Prints "listening on URL".')
-    .option('mu', { type: 'number', default: 200, describe: 'service rate, requests per second' })
+    .option('mu', { type: 'number', default: MM1_DEFAULT_MU, describe: 'service rate, requests per second' })
     .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
     .option('port', { type: 'number', default: 0, describe: 'TCP port (0: any free port)' })
     .option('seed', { type: 'number', describe: 'seed for the service times' })
@@ -79,9 +79,10 @@ function mm1TargetParser(argv: string[]) {
 function mm1CheckParser(argv: string[]) {
   return yargs(argv)
     .scriptName(`${NAME} mm1-check`)
-    .usage('$0 [options]\n\nRuns Poisson load at rho * mu against mm1-target (its own process) for each rho, and compares the response times with M/M/1 theory: mean 1/(mu-lambda), p50 ln(2)/(mu-lambda), p99 ln(100)/(mu-lambda). Exit code 1 when a rho misses the tolerance (mean 10 %, p50 and p99 15 %).')
-    .option('mu', { type: 'number', default: 200, describe: 'service rate of the target' })
+    .usage('$0 [options]\n\nRuns Poisson load at rho * mu against mm1-target (its own process) for each rho, and compares the response times with M/M/1 theory: mean 1/(mu-lambda), p50 ln(2)/(mu-lambda), p99 ln(100)/(mu-lambda). Exit code 1 when a rho misses the tolerance (mean 10 %, p50 and p99 15 %, on measured - exact queue path + theory) or the service times are not exponential.')
+    .option('mu', { type: 'number', default: MM1_DEFAULT_MU, describe: 'service rate of the target (low enough that a loopback round trip, about 1-5 ms, is small beside 1/(mu-lambda))' })
     .option('rho', { type: 'string', default: '0.3,0.5,0.7,0.9', describe: 'utilisations to check' })
+    .option('max-connections', { type: 'number', default: MM1_MAX_CONNECTIONS, describe: 'connection pool of the generator; small, so that at high rho requests wait for a connection and the check proves that wait is measured' })
     .option('duration', { type: 'string', default: '10s', describe: 'measured time per rho' })
     .option('warmup', { type: 'string', default: '1s', describe: 'time before measuring, per rho' })
     .option('seed', { type: 'number', describe: 'seed for arrivals and service times' })
@@ -127,12 +128,13 @@ async function mm1CheckMain(argv: string[]): Promise<number> {
     rhos = a.rho.split(',').map((s) => Number(s.trim()));
     if (rhos.some((r) => !(r > 0 && r < 1))) throw new RangeError('--rho values must be between 0 and 1');
     if (!(a.mu > 0)) throw new RangeError('--mu must be positive');
+    if (!Number.isInteger(a.maxConnections) || a.maxConnections < 1) throw new RangeError('--max-connections must be a positive integer');
     durationMs = parseDuration(a.duration);
     warmupMs = parseDuration(a.warmup);
   } catch (err) {
     return usageError(NAME, err instanceof Error ? err.message : String(err));
   }
-  const { rows, runs } = await runMm1Check({ mu: a.mu, rhos, durationMs, warmupMs, ...(a.seed === undefined ? {} : { seed: a.seed }), log: (l) => process.stderr.write(`${l}\n`) });
+  const { rows, runs } = await runMm1Check({ mu: a.mu, rhos, durationMs, warmupMs, maxConnections: a.maxConnections, ...(a.seed === undefined ? {} : { seed: a.seed }), log: (l) => process.stderr.write(`${l}\n`) });
   const report: Report = { tool: NAME, date: new Date().toISOString(), argv: ['mm1-check', ...argv], workload: `GET mm1-target (mu ${a.mu}/s)`, mode: `open loop, Poisson, rho ${rhos.join(', ')}`, runs, mm1: rows };
   process.stdout.write(renderText(report));
   process.stdout.write(`tolerance: mean ${DEFAULT_TOLERANCE.mean * 100} %, p50 and p99 ${DEFAULT_TOLERANCE.p50 * 100} % of theory, on the corrected figures (measured - exact path + theory)\n`);

@@ -27,6 +27,11 @@ export interface Mm1Row {
   corrected: { meanMs: number; p50Ms: number; p99Ms: number };
   /** Mean of the server's service-time draws (theory: 1000/mu ms). */
   serviceMeanMs: number;
+  /**
+   * Kolmogorov-Smirnov distance of all the run's service draws from the exponential of rate mu,
+   * scaled by sqrt(count): an exponential sample exceeds 2.3 with probability 1e-4 (2 exp(-2 x^2)).
+   */
+  serviceKs: number;
   samples: number;
   pass: boolean;
 }
