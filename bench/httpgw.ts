@@ -120,8 +120,8 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
         process.kill(gateway.pid, 'SIGUSR2');
         const deadline = Date.now() + 5_000;
         while (Date.now() < deadline) {
-          const line = gateway.linesSince(mark).find((l) => / stats\b/.test(l));
-          if (line) return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+          const line = gateway.linesSince(mark).find((l) => /"msg":"stats"| stats\b/.test(l));
+          if (line) return statsFields(line);
           await new Promise((r) => setTimeout(r, 20));
         }
         return {};
@@ -135,6 +135,20 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     await stop();
     throw err;
   }
+}
+
+/** The fields of the gateway's stats line: a JSON log record, or (older builds) `name=value` pairs. */
+function statsFields(line: string): Record<string, string> {
+  const json = line.indexOf('{');
+  if (json >= 0) {
+    try {
+      const record = JSON.parse(line.slice(json)) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(record).map(([key, value]) => [key, String(value)]));
+    } catch {
+      // not JSON: the readable form
+    }
+  }
+  return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
 }
 
 /** Short description of a gateway configuration, e.g. "3 servers, chunk 8192, window 32". */
