@@ -1,5 +1,5 @@
 // The integration tests drive real tools: HTTP clients (curl, wget, aria2c) and real infrastructure
-// (Prometheus, HAProxy, headless Chromium, systemd-analyze). Install the missing ones from Debian
+// (Prometheus, headless Chromium, systemd-analyze). Install the missing ones from Debian
 // packages when we can (root with apt-get), otherwise say exactly what to run.
 import { execFileSync, spawnSync } from 'node:child_process';
 
@@ -9,7 +9,6 @@ const tools = {
   wget: 'wget',
   aria2c: 'aria2',
   prometheus: 'prometheus',
-  haproxy: 'haproxy',
   chromium: ['chromium', 'fonts-liberation'], // fonts: the dashboard screenshot shows text
   'systemd-analyze': 'systemd',
 };
