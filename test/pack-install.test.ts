@@ -28,12 +28,11 @@ const WORKSPACE = new Map(
 );
 /** Every installable command (a workspace package with a `bin`): what release:pack must pack. */
 const PACKED = [...WORKSPACE.values()].filter(({ manifest }) => manifest.bin).map(({ manifest }) => manifest);
-// Options of the config-file work (issue 13, merged separately) that the units, example configs and
-// compose file already use: once it is merged, --help lists them and this list must go, so that they
-// are checked like every other option.
-const OPTIONS_ARRIVING_WITH_ISSUE_13: Record<Command, Set<string>> = {
-  httpgw: new Set(['config', 'drain-timeout', 'address', 'port', 'log-format', 'access-log']),
-  fastfilesrv: new Set(['config', 'drain-timeout', 'log-format']),
+// Config keys that are positional arguments on the command line (`httpgw [ADDRESS] [PORT]`): --help
+// lists them as positionals, not flags; every other key must be a flag --help lists.
+const POSITIONAL_KEYS: Record<Command, Set<string>> = {
+  httpgw: new Set(['address', 'port']),
+  fastfilesrv: new Set(),
 };
 
 interface Manifest {
@@ -229,14 +228,14 @@ describe('release tarballs installed with plain npm', () => {
       expect(execStart?.[1]).toBe(`/usr/local/bin/${bin}`);
       await writeFile(join(units, `${bin}.service`), unit.replace(execStart![1]!, join(prefix, 'bin', bin)));
       const args = execStart![2]!.split(/\s+/);
-      const unknownFlags = flagsIn(args).filter((flag) => !helps[bin].has(flag) && !OPTIONS_ARRIVING_WITH_ISSUE_13[bin].has(flag));
+      const unknownFlags = flagsIn(args).filter((flag) => !helps[bin].has(flag) && !POSITIONAL_KEYS[bin].has(flag));
       expect(unknownFlags, `${bin}.service flags`).toEqual([]);
 
       // The example config file: keys are long flag names (the agreed convention).
       const config = parseYaml(await readFile(join(repo, 'deploy', `${bin}.example.yaml`), 'utf8')) as Record<string, unknown>;
       const configFile = args[args.indexOf('--config') + 1];
       expect(configFile).toBe(`/etc/httpgw/${bin}.yaml`);
-      expect(Object.keys(config).filter((key) => !helps[bin].has(key) && !OPTIONS_ARRIVING_WITH_ISSUE_13[bin].has(key)), `${bin}.example.yaml keys`).toEqual([]);
+      expect(Object.keys(config).filter((key) => !helps[bin].has(key) && !POSITIONAL_KEYS[bin].has(key)), `${bin}.example.yaml keys`).toEqual([]);
       // The secret comes from /etc/httpgw through systemd's credentials, and the stop timeout outlasts the drain.
       expect(unit).toMatch(/^LoadCredential=secret:\/etc\/httpgw\/secret\.key$/m);
       expect(args[args.indexOf('--secret-file') + 1]).toBe('%d/secret');
@@ -302,7 +301,7 @@ describe('release tarballs installed with plain npm', () => {
       expect(service.image, name).toBe(gatewayService.image);
       expect(service.secrets, name).toEqual([secretName]);
       expect(service.command[service.command.indexOf('--secret-file') + 1], name).toBe(`/run/secrets/${secretName}`);
-      expect(flagsIn(service.command).filter((flag) => !helps[bin].has(flag) && !OPTIONS_ARRIVING_WITH_ISSUE_13[bin].has(flag)), name).toEqual([]);
+      expect(flagsIn(service.command).filter((flag) => !helps[bin].has(flag) && !POSITIONAL_KEYS[bin].has(flag)), name).toEqual([]);
       if (bin === 'fastfilesrv') {
         expect(service.command[service.command.indexOf('--gateway') + 1], name).toBe(`${gatewayName}:${port}`);
         expect(service.healthcheck?.disable, name).toBe(true);
