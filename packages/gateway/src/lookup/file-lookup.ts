@@ -85,7 +85,13 @@ export class FileLookup {
   }
 
   lookup(path: string): Promise<LookupResult> {
-    const cached = this.cache?.get(path);
+    let cached = this.cache?.get(path);
+    // A version whose holders all left the pool is not what the servers report now, fresh or not:
+    // ask again (no answer then means no server, and the cache may serve it stale, if allowed).
+    if (cached?.result.kind === 'file' && !cached.result.file.servers.some((key) => this.init.pool.get(key))) {
+      this.cache?.delete(path);
+      cached = undefined;
+    }
     if (cached && this.now() < cached.freshUntil) return Promise.resolve(cached.result);
     const pending = this.refresh(path);
     // Expired but young enough: a file's answer serves while the new one is asked for.
