@@ -270,6 +270,8 @@ describe('SIGTERM drain', () => {
     expect(result.digest).toBe(sha256(files.get('large.bin')!));
     expect(await exited(d.gateway)).toEqual({ code: 0, signal: null });
     expect(d.gateway.log()).toMatch(/drained: no transfer in flight/);
+    // The gateway's goodbye: its server goes back to registering at once, not after missed heartbeats.
+    await d.server.waitForLine(/gateway no longer knows this server; registering again/, 5_000);
   }, 60_000);
 
   it('--drain-timeout cuts a download that is too slow; the gateway still exits 0', async () => {

@@ -310,6 +310,11 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       await new Promise((resolve) => http.close(resolve));
       requests.close();
       answers.close();
+      // Goodbye: every registered server hears that this gateway no longer knows it (the protocol's
+      // `heartbeat-ack known=false`), so it goes back to registering at once instead of waiting out
+      // missed heartbeats; the datagrams go out before the socket closes.
+      for (const server of pool.list()) udp.send({ type: 'heartbeat-ack', known: false }, server.address, server.port);
+      await new Promise<void>((resolve) => setImmediate(resolve));
       pool.close();
       await udp.close();
       // Writes already queued finish: what the cache has on disk is whole.
