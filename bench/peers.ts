@@ -211,6 +211,35 @@ function tftpTarget(blksize: number, port: number, proc: ManagedProcess): Downlo
 
 // ---------------------------------------------------------------- all peers
 
+/**
+ * An nginx instance whose front server block proxies (keepalive, round robin) to three upstream
+ * server blocks of its own, same root; `extra` adds directives at the http level and in the proxied location.
+ */
+async function startProxyPeer(name: string, nginxBin: string, workDir: string, filesDir: string, extra: { http?: string[]; location?: string[] } = {}): Promise<DownloadTarget> {
+  const port = await freeTcpPort();
+  const upstreamPorts = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+  const http = [
+    ...(extra.http ?? []),
+    '  upstream backends {',
+    ...upstreamPorts.map((p) => `    server 127.0.0.1:${p};`),
+    '    keepalive 64;',
+    '  }',
+    '  server {',
+    `    listen 127.0.0.1:${port};`,
+    '    location / {',
+    '      proxy_pass http://backends;',
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Connection "";',
+    ...(extra.location ?? []),
+    '    }',
+    '  }',
+    ...upstreamPorts.map((p) => staticServer(p, filesDir)),
+  ].join('\n');
+  const proc = await startNginx(name, nginxBin, join(workDir, name), http, port);
+  for (const p of upstreamPorts) await waitForTcp(p, proc);
+  return nginxTarget(name, port, proc);
+}
+
 export interface PeerSetup {
   tools: ToolStatus;
   /** Where nginx configs, pid files and temp paths go. */
@@ -251,26 +280,7 @@ export async function startPeers(setup: PeerSetup): Promise<Peers> {
     else {
       try {
         setup.log('starting nginx-proxy (front + 3 upstreams)');
-        const port = await freeTcpPort();
-        const upstreamPorts = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
-        const http = [
-          '  upstream backends {',
-          ...upstreamPorts.map((p) => `    server 127.0.0.1:${p};`),
-          '    keepalive 64;',
-          '  }',
-          '  server {',
-          `    listen 127.0.0.1:${port};`,
-          '    location / {',
-          '      proxy_pass http://backends;',
-          '      proxy_http_version 1.1;',
-          '      proxy_set_header Connection "";',
-          '    }',
-          '  }',
-          ...upstreamPorts.map((p) => staticServer(p, filesDir)),
-        ].join('\n');
-        const proc = await startNginx('nginx-proxy', nginx, join(workDir, 'nginx-proxy'), http, port);
-        for (const p of upstreamPorts) await waitForTcp(p, proc);
-        peers.nginxProxy = nginxTarget('nginx-proxy', port, proc);
+        peers.nginxProxy = await startProxyPeer('nginx-proxy', nginx, workDir, filesDir);
       } catch (err) {
         skipAll(['nginx-proxy'], `failed to start: ${String(err)}`);
       }
@@ -283,35 +293,19 @@ export async function startPeers(setup: PeerSetup): Promise<Peers> {
       try {
         setup.log('starting nginx-cache (proxy_cache in front of 3 upstreams)');
         const prefix = join(workDir, 'nginx-cache');
-        const port = await freeTcpPort();
-        const upstreamPorts = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
-        const http = [
-          // A reverse proxy's cache as nginx users set one up: on disk (the page cache keeps it hot),
-          // one fetch per object for concurrent misses (proxy_cache_lock), stale served on errors.
-          `  proxy_cache_path ${join(prefix, 'cache')} levels=1:2 keys_zone=files:16m max_size=4g inactive=60m use_temp_path=off;`,
-          '  upstream cached_backends {',
-          ...upstreamPorts.map((p) => `    server 127.0.0.1:${p};`),
-          '    keepalive 64;',
-          '  }',
-          '  server {',
-          `    listen 127.0.0.1:${port};`,
-          '    location / {',
-          '      proxy_pass http://cached_backends;',
-          '      proxy_http_version 1.1;',
-          '      proxy_set_header Connection "";',
-          '      proxy_cache files;',
-          '      proxy_cache_valid 200 10m;',
-          '      proxy_cache_lock on;',
-          '      proxy_cache_lock_timeout 60s;',
-          '      proxy_cache_use_stale error timeout updating;',
-          '      add_header X-Cache-Status $upstream_cache_status;',
-          '    }',
-          '  }',
-          ...upstreamPorts.map((p) => staticServer(p, filesDir)),
-        ].join('\n');
-        const proc = await startNginx('nginx-cache', nginx, prefix, http, port);
-        for (const p of upstreamPorts) await waitForTcp(p, proc);
-        peers.nginxCache = nginxTarget('nginx-cache', port, proc);
+        // A reverse proxy's cache as nginx users set one up: on disk (the page cache keeps it hot),
+        // one fetch per object for concurrent misses (proxy_cache_lock), stale served on errors.
+        peers.nginxCache = await startProxyPeer('nginx-cache', nginx, workDir, filesDir, {
+          http: [`  proxy_cache_path ${join(prefix, 'cache')} levels=1:2 keys_zone=files:16m max_size=4g inactive=60m use_temp_path=off;`],
+          location: [
+            '      proxy_cache files;',
+            '      proxy_cache_valid 200 10m;',
+            '      proxy_cache_lock on;',
+            '      proxy_cache_lock_timeout 60s;',
+            '      proxy_cache_use_stale error timeout updating;',
+            '      add_header X-Cache-Status $upstream_cache_status;',
+          ],
+        });
       } catch (err) {
         skipAll(['nginx-cache'], `failed to start: ${String(err)}`);
       }
