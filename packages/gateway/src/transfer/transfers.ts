@@ -102,7 +102,7 @@ export class Transfers {
     const cache = this.settings.cache;
     if (!cache?.stores) return this.fetchFromServers(file, firstByte, lastByte, signal, requestId);
     const range = new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size);
-    const outcome = this.cacheOutcome(file, firstByte, lastByte)!;
+    const outcome = outcomeOf(cache, file, range);
     if (outcome !== 'hit') {
       const fetched = this.fetchFromServers(file, firstByte, lastByte, signal, requestId);
       cache.counters.misses++;
@@ -119,11 +119,7 @@ export class Transfers {
   cacheOutcome(file: FileVersion, firstByte: number, lastByte: number): CacheOutcome | undefined {
     const cache = this.settings.cache;
     if (!cache?.stores) return undefined;
-    if (lastByte < firstByte) return 'hit';
-    const range = new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size);
-    const presence = cache.presence(file, range.firstChunk, range.lastChunk);
-    if (presence.missing + presence.inFlight === 0) return 'hit';
-    return presence.inFlight > 0 ? 'collapsed' : presence.memory + presence.disk > 0 ? 'partial' : 'miss';
+    return outcomeOf(cache, file, new ChunkRange(firstByte, lastByte, this.settings.chunkSize, file.size));
   }
 
   /** A fetcher for bytes `firstByte..lastByte` (inclusive) of one file version, ended early when `signal` aborts. */
@@ -186,4 +182,11 @@ export class Transfers {
       this.counters.badChunks += fetcher.stats.badChunks;
     }
   }
+}
+
+/** Where the range's chunks are now, as a Cache-Status outcome (an empty range is a hit). */
+function outcomeOf(cache: ChunkCache, file: FileVersion, range: ChunkRange): CacheOutcome {
+  const presence = cache.presence(file, range.firstChunk, range.lastChunk);
+  if (presence.missing + presence.inFlight === 0) return 'hit';
+  return presence.inFlight > 0 ? 'collapsed' : presence.memory + presence.disk > 0 ? 'partial' : 'miss';
 }
