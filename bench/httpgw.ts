@@ -94,11 +94,9 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     const gwUdpPort = Number(m[4]);
     const serverTarget = hooks.serverTarget ? await hooks.serverTarget(gwUdpPort) : gwUdpPort;
     for (let i = 0; i < options.servers; i++) {
-      servers.push(
-        new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, [...NODE_FLAGS, SERVER_BIN, '127.0.0.1', String(serverTarget), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL], {
-          cwd: REPO_ROOT,
-        }),
-      );
+      const target = hooks.serverTargetOf ? await hooks.serverTargetOf(i, gwUdpPort) : serverTarget;
+      const args = [...NODE_FLAGS, SERVER_BIN, '127.0.0.1', String(target), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL, ...(hooks.serverArgs?.(i) ?? [])];
+      servers.push(new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, args, { cwd: REPO_ROOT }));
     }
     await Promise.all(servers.map((s) => s.waitForLine(REGISTERED, START_TIMEOUT_MS)));
     return {

@@ -46,6 +46,10 @@ export interface HttpgwStartHooks {
    * instead (e.g. a fault-injecting relay in front of the gateway).
    */
   serverTarget?(gatewayUdpPort: number): Promise<number>;
+  /** The same for one server (0-based): e.g. one server of three behind a delaying relay. Wins over serverTarget. */
+  serverTargetOf?(index: number, gatewayUdpPort: number): Promise<number>;
+  /** Extra fastfilesrv flags for one server (0-based), e.g. `--max-rate` to build an unequal pool. */
+  serverArgs?(index: number): readonly string[];
 }
 
 export interface HttpgwLauncher {

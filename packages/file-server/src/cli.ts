@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       bindPort: config.port,
       allowDotfiles: config['allow-dotfiles'],
       maxDatagramRate: config['max-datagram-rate'],
+      ...(config['max-rate'] !== undefined ? { maxRate: config['max-rate'] } : {}),
       logger,
       ...(config.name ? { name: config.name } : {}),
       ...(key ? { key } : {}),

@@ -4,6 +4,7 @@ import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, formatHostPort, resolveHos
 import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
 import { FileStore } from './store/file-store.js';
 import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
+import { TokenBucket, defaultBurst } from './pacing/token-bucket.js';
 
 export interface FileServerInit {
   gateways: GatewayAddress[];
@@ -21,6 +22,8 @@ export interface FileServerInit {
    * it and the limit the gateway names in its list requests, whichever is smaller.
    */
   maxDatagramSize?: number;
+  /** Bytes per second of chunk data this server sends at most, over all gateways (token bucket); none: no cap. */
+  maxRate?: number;
   /** Reads in progress at most; requests beyond it are answered `busy`. */
   maxConcurrentReads?: number;
   /** Datagrams per second accepted from one gateway address; the excess is dropped and counted. */
@@ -122,6 +125,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     };
   };
   let readsInProgress = 0;
+  const pacer = init.maxRate === undefined ? undefined : new TokenBucket(init.maxRate, defaultBurst(init.maxRate, MAX_DATAGRAM_BYTES));
   const send = (packet: Packet, toAddress: string, toPort: number) => endpoint.send(packet, toAddress, toPort);
 
   for (const gateway of resolved) {
@@ -152,6 +156,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
 
   /** One answer per chunk asked for, in order: the chunk, or an error under that chunk's request id. */
   const serveChunks = async (link: GatewayLink, request: ChunkRequestPacket) => {
+    if (pacer) return servePacedChunks(link, request, pacer);
     const count = request.count ?? 1;
     for (let i = 0; i < count; i++) {
       const requestId = request.requestId + i;
@@ -162,6 +167,38 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       } catch (error) {
         replyFailure(link, requestId, request.path, error);
       }
+    }
+  };
+
+  /**
+   * Under --max-rate: answers leave in the order the requests came (a gateway takes answers that
+   * overtake earlier requests as their loss), each when the token bucket allows. A request reads
+   * its chunks first and then waits for the previous request's answers to be out.
+   */
+  let pacedTail: Promise<void> = Promise.resolve();
+  const servePacedChunks = async (link: GatewayLink, request: ChunkRequestPacket, bucket: TokenBucket) => {
+    const previous = pacedTail;
+    let done!: () => void;
+    pacedTail = new Promise((resolve) => (done = resolve));
+    try {
+      const count = request.count ?? 1;
+      const reads = [];
+      for (let i = 0; i < count; i++) reads.push(await store.readChunk(request.path, request.version, request.chunk + i, request.chunkSize).catch((error: unknown) => ({ error })));
+      await previous;
+      for (let i = 0; i < count; i++) {
+        const requestId = request.requestId + i;
+        const read = reads[i]!;
+        if ('error' in read) {
+          replyFailure(link, requestId, request.path, read.error);
+          continue;
+        }
+        const wait = bucket.reserve(read.data.length);
+        if (wait > 0) await sleep(wait);
+        served.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext: read.hasNext, md5: read.md5, data: read.data }, link.address, link.port);
+        served.chunksSent++;
+      }
+    } finally {
+      done();
     }
   };
 
@@ -250,6 +287,10 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       return stopping;
     },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** At most `maxBytes` of UTF-8 (the decoder refuses messages over MAX_MESSAGE_LENGTH bytes), cut between characters. */

@@ -113,7 +113,7 @@ export interface GatewayStats {
   md5: { hashedHere: number; hashedInWorker: number };
   limits: LimitCounters & { transfersInProgress: number; connectionsOpen: number };
   cache: CacheStats;
-  servers: Array<{ key: string; name: string; state: string; draining: boolean; inFlight: number; window: number; srttMs: number | undefined; rtoMs: number; answers: number; timeouts: number; retransmissions: number; badChunks: number; bytes: number }>;
+  servers: Array<{ key: string; name: string; state: string; draining: boolean; inFlight: number; window: number; srttMs: number | undefined; minRttMs: number | undefined; rtoMs: number; deliveryBytesPerS: number | undefined; answers: number; timeouts: number; retransmissions: number; badChunks: number; bytes: number }>;
 }
 
 export interface Gateway {
@@ -280,7 +280,9 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
         inFlight: server.inFlight,
         window: server.window.size,
         srttMs: server.rtt.smoothedMs,
+        minRttMs: server.rtt.minMs,
         rtoMs: server.rtt.rtoMs,
+        deliveryBytesPerS: server.delivery.bytesPerMs === undefined ? undefined : Math.round(server.delivery.bytesPerMs * 1000),
         ...server.stats,
       })),
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CongestionWindow } from '../src/udp/congestion-window.js';
+import { CongestionWindow, QUEUE_TARGET_MS } from '../src/udp/congestion-window.js';
 
 // Times are plain numbers: the window only compares when a request was sent with when a loss was seen.
 
@@ -59,4 +59,25 @@ describe('CongestionWindow', () => {
     for (let t = 1; t <= 10; t++) window.onLoss(t * 10, t * 10 + 5);
     expect(window.size).toBe(2);
   });
+
+  it('holds while the queue at the server is over its target: a rate-capped server loses nothing, so only delay says stop', () => {
+    const window = new CongestionWindow({ initial: 8, max: 64 });
+    for (let i = 0; i < 8; i++) window.onAnswer(0, QUEUE_TARGET_MS + 1);
+    expect(window.size).toBe(8);
+    for (let i = 0; i < 8; i++) window.onAnswer(0, QUEUE_TARGET_MS - 1);
+    expect(window.size).toBe(16);
+  });
+
+  it('undoes the reduction when the request that started the loss event was answered after all (Eifel)', () => {
+    const window = new CongestionWindow({ initial: 32 });
+    window.onLoss(10, 20);
+    expect(window.size).toBe(16);
+    window.undoLoss(11); // not the request that started the event
+    expect(window.size).toBe(16);
+    window.undoLoss(10);
+    expect(window.size).toBe(32);
+    window.undoLoss(10); // once
+    expect(window.size).toBe(32);
+  });
 });
+

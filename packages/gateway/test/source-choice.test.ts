@@ -105,4 +105,78 @@ describe('SourceChoice', () => {
     pool.onAnswer(servers[1]!, 0, 4);
     expect(choice.bestRttMs()).toBe(4);
   });
+
+  describe('unequal servers: each is asked only for what it delivers before the client needs it', () => {
+    const CHUNK = 60_000;
+    /** Teaches `server` a delivery rate (bytes per ms) and an unqueued round trip, as answers would. */
+    const measure = (server: PoolServer, bytesPerMs: number, minRttMs = 0.2) => {
+      const sent = server.delivery.onSend(0, true);
+      server.delivery.onDelivered(sent, bytesPerMs * 10, 10);
+      server.rtt.sample(minRttMs, 0, true);
+    };
+    // Keys sort in admission order: s0 owns block 0, s1 block 1, s2 block 2.
+    const unequal = () => {
+      const { pool, servers, keys } = setup(3, 32);
+      const [slow1, fast, slow2] = servers;
+      measure(slow1!, 10_000);
+      measure(fast!, 100_000);
+      measure(slow2!, 10_000);
+      return { pool, slow1: slow1!, fast: fast!, slow2: slow2!, choice: new SourceChoice(keys, pool) };
+    };
+    const timing = (ahead: number, receiveRate: number | undefined = 120_000) => ({ ahead, chunkBytes: CHUNK, receiveRate });
+
+    it('a slow owner keeps the chunks far enough ahead, as many as it delivers in time; the near ones go to the fast server', () => {
+      const { fast, slow1, slow2, choice } = unequal();
+      // Needed at once (within the 2 ms of slack): the slow owner of block 0 takes 6 ms a chunk; fast delivers 3 in time.
+      expect(choice.forRun(0, 16, 1000, timing(0))).toEqual({ server: fast, count: 3 });
+      // 100 chunks ahead (50 ms at 120 MB/s): the slow owner delivers 8 of its block in time.
+      expect(choice.forRun(0, 16, 1000, timing(100))).toEqual({ server: slow1, count: 8 });
+      slow1.inFlight = 6;
+      // With 6 in flight, 2 more are in time: a short run, since that is all it delivers in time.
+      expect(choice.forRun(0, 16, 1000, timing(100))).toEqual({ server: slow1, count: 2 });
+      // Its in-time share taken: the other slow server is in time too (idle), then fast.
+      slow1.inFlight = 8;
+      expect(choice.forRun(0, 16, 1000, timing(100))).toEqual({ server: slow2, count: 8 });
+      slow2.inFlight = 8;
+      expect(choice.forRun(0, 16, 1000, timing(100))?.server).toBe(fast);
+    });
+
+    it('when nobody is in time the run goes to whoever delivers first, or waits for its room', () => {
+      const { fast, slow1, slow2, choice } = unequal();
+      fast.inFlight = fast.window.size - 1;
+      slow1.inFlight = 4;
+      slow2.inFlight = 4;
+      // Block 2 (slow2's), needed at once: fast is late too (its queue: 19 ms), but least late (the slow ones: 30 ms), and has room for one.
+      expect(choice.forRun(2 * AFFINITY_BLOCK, 16, 1000, timing(0))).toEqual({ server: fast, count: 1 });
+      fast.inFlight = fast.window.size;
+      // Fast is full: its next slot still beats the slow servers' queues, so the transfer waits for it.
+      expect(choice.forRun(2 * AFFINITY_BLOCK, 16, 1000, timing(0))).toBeUndefined();
+      // An idle slow server is sooner than fast's queue: it takes what it delivers before fast would (3 chunks in 19 ms).
+      slow2.inFlight = 0;
+      expect(choice.forRun(2 * AFFINITY_BLOCK, 16, 1000, timing(0))).toEqual({ server: slow2, count: 3 });
+    });
+
+    it('among equals, blocks stay with their owners; before any rate is known, nothing changes', () => {
+      const { pool, servers, keys } = setup(3, 32);
+      for (const server of servers) measure(server, 100_000);
+      const choice = new SourceChoice(keys, pool);
+      const run = runLengthOf(servers[0]!);
+      for (let block = 0; block < 3; block++) expect(choice.forRun(block * AFFINITY_BLOCK, 16, 1000, timing(64, 300_000))).toEqual({ server: servers[block], count: run });
+      const fresh = setup(3, 32);
+      const unmeasured = new SourceChoice(fresh.keys, fresh.pool);
+      expect(unmeasured.forRun(AFFINITY_BLOCK, 16, 1000, timing(0, undefined))).toEqual({ server: fresh.servers[1], count: run });
+    });
+
+    it('a distant server (20 ms away) gets no chunk the client needs within its round trip', () => {
+      const { pool, servers, keys } = setup(2, 32);
+      const [far, near] = servers;
+      measure(far!, 100_000, 20);
+      measure(near!, 100_000, 0.2);
+      const choice = new SourceChoice(keys, pool);
+      expect(choice.forRun(0, 16, 1000, timing(0, 200_000))?.server).toBe(near);
+      // 100 chunks ahead at 200 MB/s: due in 30 ms, so the far owner's first 10 ms of delivery are in time.
+      expect(choice.forRun(0, 16, 1000, timing(100, 200_000))).toEqual({ server: far, count: runLengthOf(far!) });
+    });
+  });
 });
+

@@ -156,4 +156,27 @@ describe('RequestTracker', () => {
     await expect(answer).resolves.toBeUndefined();
     expect(tracker.inFlight).toBe(0);
   }, 2_000);
+
+  it('learns from an answer that comes after its timeout: the round trip goes to the RTO, the window comes back', () => {
+    a.rtt.sample(10);
+    const windowBefore = a.window.size;
+    const rtoBefore = a.rtt.rtoMs;
+    const owner = handlers();
+    const id = tracker.send(a, metaRequest, owner);
+    vi.advanceTimersByTime(rtoBefore + 10);
+    expect(owner.onLost).toHaveBeenCalledWith('timeout', a);
+    expect(a.window.size).toBeLessThan(windowBefore);
+    vi.advanceTimersByTime(100); // answered 100 ms after the timeout: the server's queue was that long
+    expect(tracker.onAnswer(metaAnswer(id), a.key)).toBe(false);
+    expect(owner.onAnswer).not.toHaveBeenCalled();
+    expect(tracker.counters).toMatchObject({ late: 1, spuriousTimeouts: 1 });
+    expect(a.window.size).toBe(windowBefore);
+    expect(a.rtt.smoothedMs).toBeGreaterThan(10);
+    expect(a.rtt.rtoMs).toBeGreaterThan(rtoBefore);
+    expect(a.consecutiveTimeouts).toBe(0);
+    // The same late answer again, or one from another address, teaches nothing.
+    expect(tracker.onAnswer(metaAnswer(id), a.key)).toBe(false);
+    expect(tracker.counters.spuriousTimeouts).toBe(1);
+  });
 });
+

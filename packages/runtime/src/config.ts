@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { parseByteSize } from './byte-size.js';
 
 /**
  * One declarative table per command describes every option once; the command-line flags, the
@@ -44,6 +45,15 @@ export function integerIn(min: number, max: number, message = `must be an intege
 }
 
 export const positiveInteger = () => integerIn(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer');
+
+/** A size in bytes, as a number or with a unit (`512MiB`, `2GiB`): the number of bytes. */
+export function byteSize(example: string) {
+  const message = `must be a size in bytes, e.g. ${example}`;
+  return z
+    .union([z.number(), z.string()], { error: message })
+    .refine((value) => parseByteSize(value) !== undefined, { error: message })
+    .transform((value) => parseByteSize(value)!);
+}
 
 /** Where an option's value came from, as the user wrote it: `--chunk-size`, `HTTPGW_CHUNK_SIZE`, a file key. */
 export type ValueSource = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env'; variable: string } | { kind: 'flag'; flag: string };

@@ -6,5 +6,5 @@ export { EXIT_USAGE, usageError, parseCommandLine, readSecretKey, serveUntilSign
 export { Listeners } from './listeners.js';
 export { formatByteSize, parseByteSize } from './byte-size.js';
 export { normalizeAddress, formatHostPort, urlHost, parseHostPort, socketTypeFor, resolveHost, type HostPort } from './net-address.js';
-export { option, integerIn, positiveInteger, loadConfig, configFileOf, configToYaml, diffConfig, describeProblem, envName, ConfigError, type OptionSpec, type OptionTable, type ConfigOf, type CommandConfig, type LoadedConfig, type ValueSource, type ConfigChange } from './config.js';
+export { option, integerIn, positiveInteger, byteSize, loadConfig, configFileOf, configToYaml, diffConfig, describeProblem, envName, ConfigError, type OptionSpec, type OptionTable, type ConfigOf, type CommandConfig, type LoadedConfig, type ValueSource, type ConfigChange } from './config.js';
 export { parseConfig, reloadConfig } from './config-cli.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_DATAGRAM_BYTES, MIN_DATAGRAM_BYTES } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, integerIn, option, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, byteSize, integerIn, option, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
 
 const text = z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' });
 const hostPort = z.string({ error: 'must be HOST:PORT' }).regex(/^.+:\d{1,5}$/, { error: 'must be HOST:PORT' });
@@ -19,6 +19,11 @@ export const FILE_SERVER_OPTIONS = {
   'allow-dotfiles': option({ type: 'boolean', schema: z.boolean({ error: 'must be true or false' }), default: false, describe: 'serve names starting with "."' }),
   'secret-file': option({ type: 'string', schema: text, envAliases: ['HTTPGW_SECRET_FILE'], describe: 'file holding the shared secret (env FASTFILESRV_SECRET_FILE or HTTPGW_SECRET_FILE); every datagram is then signed with HMAC-SHA256' }),
   'max-datagram-size': option({ type: 'number', schema: integerIn(MIN_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES), default: MAX_DATAGRAM_BYTES, describe: `largest UDP datagram sent, ${MIN_DATAGRAM_BYTES}..${MAX_DATAGRAM_BYTES}: listing pages are cut to fit it (and the size each gateway names)` }),
+  'max-rate': option({
+    type: 'string',
+    schema: byteSize('100MB or 12500000').refine((bytes) => bytes > 0, { error: 'must be a positive size in bytes, e.g. 100MB' }),
+    describe: 'bytes of chunk data sent per second at most, over all gateways, e.g. 100MB or 10MiB (token bucket, bursts of 10 ms; off when not set)',
+  }),
   'max-datagram-rate': option({ type: 'number', schema: positiveInteger(), default: DEFAULT_MAX_DATAGRAM_RATE, describe: 'UDP datagrams per second accepted from a gateway; the excess is dropped' }),
   'metrics-port': option({ type: 'number', schema: integerIn(0, 65_535), describe: 'serve Prometheus metrics on http://METRICS_ADDRESS:PORT/metrics (off when not set; 0 picks a port, logged)' }),
   'metrics-address': option({ type: 'string', schema: text, default: '127.0.0.1', describe: 'address of the metrics listener' }),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_CHUNK_SIZE, MAX_DATAGRAM_BYTES, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, MTU_SAFE_DATAGRAM_BYTES, chunkDatagramBytes } from '@httpgw/protocol';
-import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, formatByteSize, integerIn, option, parseByteSize, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
+import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, byteSize, formatByteSize, integerIn, option, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, defaultCacheBytes } from '../gateway.js';
 import { parseAdminAddress } from '../ops/admin-auth.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from '../http/limits.js';
@@ -10,12 +10,6 @@ const port = integerIn(0, 65_535);
 const nonNegative = (message: string) => z.number({ error: message }).min(0, { error: message }).max(Number.MAX_SAFE_INTEGER, { error: message });
 const positive = (message: string) => z.number({ error: message }).gt(0, { error: message }).max(Number.MAX_SAFE_INTEGER, { error: message });
 const text = z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' });
-/** A size in bytes, as a number or with a unit (`512MiB`, `2GiB`): the number of bytes. */
-const byteSize = (example: string) =>
-  z
-    .union([z.number(), z.string()], { error: `must be a size in bytes, e.g. ${example}` })
-    .refine((value) => parseByteSize(value) !== undefined, { error: `must be a size in bytes, e.g. ${example}` })
-    .transform((value) => parseByteSize(value)!);
 const adminAddress = text.refine(
   (value) => {
     try {

@@ -209,6 +209,8 @@ export function createGatewayMetrics(sources: GatewayMetricsSources): GatewayMet
     });
   };
   perServer('httpgw_server_srtt_seconds', 'Smoothed round-trip time to the server (absent until its first answer)', (s) => (s.srttMs === undefined ? undefined : s.srttMs / 1_000), 'gauge');
+  perServer('httpgw_server_min_rtt_seconds', 'Least round-trip time to the server lately: the path without queues', (s) => (s.minRttMs === undefined ? undefined : s.minRttMs / 1_000), 'gauge');
+  perServer('httpgw_server_delivery_rate_bytes_per_second', 'Delivery rate of chunk data the scheduler expects from the server (absent until measured)', (s) => s.deliveryBytesPerS, 'gauge');
   perServer('httpgw_server_rto_seconds', 'Retransmission timeout for the server', (s) => s.rtoMs / 1_000, 'gauge');
   perServer('httpgw_server_congestion_window', 'Congestion window: chunk requests the server may have in flight', (s) => s.window, 'gauge');
   perServer('httpgw_server_requests_in_flight', 'Chunk requests in flight to the server', (s) => s.inFlight, 'gauge');

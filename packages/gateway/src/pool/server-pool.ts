@@ -1,5 +1,6 @@
 import { Listeners, formatHostPort, type Logger, silentLogger } from '@httpgw/runtime';
 import { CongestionWindow, type CongestionWindowInit } from '../udp/congestion-window.js';
+import { DeliveryRate } from '../udp/delivery-rate.js';
 import { RttEstimator, type RttEstimatorInit } from '../udp/rtt-estimator.js';
 
 export interface ServerPoolInit {
@@ -48,6 +49,8 @@ export class PoolServer {
   lastSeen: number;
   readonly rtt: RttEstimator;
   readonly window: CongestionWindow;
+  /** Bytes per ms of chunk data it delivered lately: scheduling sends each server what it will deliver in time. */
+  readonly delivery = new DeliveryRate();
   readonly stats = { answers: 0, timeouts: 0, retransmissions: 0, badChunks: 0, bytes: 0 };
 
   constructor(
@@ -201,11 +204,17 @@ export class ServerPool {
     this.changed.emit();
   }
 
-  onAnswer(server: PoolServer, sentAt: number, rttMs: number): void {
+  /**
+   * `unqueued`: nothing else was in flight to the server when the request went out. `pathOnly`: a
+   * metadata answer that overtook chunk requests waiting at the server: it tells the path's round
+   * trip, not what a chunk request waits (the RTO), so only the least round trip learns from it.
+   */
+  onAnswer(server: PoolServer, sentAt: number, rttMs: number, unqueued = false, pathOnly = false): void {
     server.stats.answers++;
     server.consecutiveTimeouts = 0;
-    server.rtt.sample(rttMs);
-    server.window.onAnswer(sentAt);
+    if (pathOnly) server.rtt.sampleMin(rttMs, this.now());
+    else server.rtt.sample(rttMs, this.now(), unqueued);
+    server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
     if (server.state === 'cooling') this.endCoolDown(server, 'answered');
   }
 
@@ -225,6 +234,16 @@ export class ServerPool {
       this.counters.coolDowns++;
       this.logger.warn('server cooling down after timeouts', { server: server.key, timeouts: server.consecutiveTimeouts, ms: this.init.coolDownMs ?? 3_000 });
     }
+  }
+
+  /**
+   * A request given up on by timeout was answered after all, `rttMs` after it was sent: a round trip
+   * the RTO must learn, and no failure; the window it cost is given back.
+   */
+  onSpuriousTimeout(server: PoolServer, sentAt: number, rttMs: number): void {
+    server.rtt.sample(rttMs, this.now());
+    server.window.undoLoss(sentAt);
+    server.consecutiveTimeouts = 0;
   }
 
   /** A loss inferred from reordering: the window shrinks, but it says nothing about the server's health. */

@@ -7,8 +7,9 @@ import type { ChunkRange } from './chunk-range.js';
 import { resolveFetcherInit, type ChunkFetcherInit, type FetcherOptions } from './fetcher-init.js';
 import { planHedges, type Outstanding } from './hedge-plan.js';
 import type { ReadAheadShare } from './read-ahead-budget.js';
+import { ReceiveRate } from './receive-rate.js';
 import { RetryQueue } from './retry-queue.js';
-import { SourceChoice, type DropReason } from './source-choice.js';
+import { AFFINITY_BLOCK, SourceChoice, type DropReason } from './source-choice.js';
 import type { RequestHandlers } from '../udp/request-tracker.js';
 import type { PoolServer } from '../pool/server-pool.js';
 
@@ -62,6 +63,7 @@ export class ChunkFetcher {
   private nextToDeliver: number;
   private nextNew: number;
   private readonly retries = new RetryQueue();
+  private readonly receiveRate = new ReceiveRate();
   private readonly received = new Map<number, Buffer>();
   private readonly outstanding = new Map<number, Outstanding>();
   /** When the client began to wait for the chunk it needs next. */
@@ -98,8 +100,12 @@ export class ChunkFetcher {
   /** This transfer's part of the gateway's read-ahead budget: chunks nextToDeliver..nextNew-1. */
   private readonly readAhead: ReadAheadShare | undefined;
 
+  /** Read-ahead freed before a new run is asked for, while the client has plenty ahead (see pump). */
+  private readonly batchChunks: number;
+
   constructor(init: ChunkFetcherInit) {
     this.init = resolveFetcherInit(init);
+    this.batchChunks = Math.min(AFFINITY_BLOCK, Math.floor(this.init.readAheadChunks / 4));
     this.range = this.init.range;
     this.readAhead = this.init.budget?.open(this.pumpWhenRoom);
     this.sources = new SourceChoice(this.init.file.servers, this.init.pool, this.init.roundRobinStart);
@@ -222,7 +228,7 @@ export class ChunkFetcher {
     for (;;) {
       const chunk = this.retries.first;
       if (chunk === undefined) break;
-      const server = this.sources.withRoom(this.retries.avoiding(chunk));
+      const server = this.sources.withRoom(this.retries.avoiding(chunk), false, this.range.chunkSize);
       if (!server) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.retries.shift();
       this.stats.retransmissions++;
@@ -234,6 +240,10 @@ export class ChunkFetcher {
       if (this.nextNew >= end) return;
       const wanted = end - this.nextNew;
       const remaining = this.range.lastChunk + 1 - this.nextNew;
+      // Silly-window avoidance (RFC 1122 4.2.3.3): while half the read-ahead is still ahead, wait
+      // until a run's worth is free rather than ask for each chunk as it is delivered: runs stay long
+      // and blocks stay with their servers, however many servers hold the file.
+      if (wanted < remaining && wanted < this.batchChunks && this.nextNew - this.nextToDeliver >= this.init.readAheadChunks / 2) return;
       // The gateway's budget may allow fewer: then a shorter run goes out, to a busy server too, so a
       // transfer held to its minimum still moves. None allowed: queued until budget is released.
       const allowed = this.readAhead ? this.readAhead.affordable(wanted) : wanted;
@@ -245,7 +255,8 @@ export class ChunkFetcher {
       }
       // A run stops before a chunk the cache has or another transfer is fetching.
       const limit = this.cache ? this.uncachedRun(this.nextNew, allowed) : allowed;
-      const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining);
+      const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs };
+      const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining, timing);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.readAhead?.take(run.count);
       if (this.cache) for (let i = 0; i < run.count; i++) this.claim(this.nextNew + i);
@@ -266,7 +277,7 @@ export class ChunkFetcher {
     for (const chunk of plan.late) {
       const askedOf = this.outstanding.get(chunk)?.requests.values().next().value;
       if (askedOf === undefined) continue;
-      const server = this.sources.withRoom(askedOf, true);
+      const server = this.sources.withRoom(askedOf, true, this.range.chunkSize);
       if (!server) return;
       this.sendHedge(chunk, server);
     }
@@ -348,6 +359,7 @@ export class ChunkFetcher {
     this.sources.trust(server);
     if (this.isDone(chunk)) return;
     this.serversUsed.add(server.key);
+    this.receiveRate.add(answer.data.length, this.init.now());
     // Other copies of this request stay in flight: their server works on them anyway, and their
     // answer or timeout is what the pool learns that server's health and speed from.
     this.outstanding.delete(chunk);

@@ -63,31 +63,89 @@ export class SourceChoice {
    * there from the first download on, as a CDN's consistent hashing keeps an object on one cache.
    * Another server takes the run only when the owner is gone or cooling, or when it would otherwise
    * run dry itself.
+   *
+   * Unequal servers: a server is asked only for what it will deliver by the time the client needs it
+   * (`due`: see RunTiming), by its delivery rate and round trip, so a slow or distant server gets
+   * chunks far enough ahead, or none. When nobody would be in time, the run goes to whoever will be
+   * first, if it has room; else the transfer waits for room (earliest completion first, as in
+   * multipath TCP's ECF scheduler). Among equals nothing changes: all are in time.
    */
-  forRun(first: number, available: number, remaining: number): Run | undefined {
+  forRun(first: number, available: number, remaining: number, timing?: RunTiming): Run | undefined {
     const toBlockEnd = AFFINITY_BLOCK - (first % AFFINITY_BLOCK);
     const inBlock = Math.min(available, toBlockEnd);
     const neededInBlock = Math.min(remaining, toBlockEnd);
     const ownerKey = this.affinity[Math.floor(first / AFFINITY_BLOCK) % this.affinity.length];
     const owner = ownerKey === undefined ? undefined : this.pool.get(ownerKey);
     const ownerUsable = owner !== undefined && owner.state === 'active' && !owner.draining;
+    const dueMs = timing === undefined ? Number.POSITIVE_INFINITY : this.dueMs(timing);
+    const chunkBytes = timing?.chunkBytes ?? 0;
+    const ownerInTime = owner === undefined ? 0 : inTime(owner, dueMs, chunkBytes);
     if (owner) {
-      const run = runFor(owner, inBlock, neededInBlock);
+      const run = runFor(owner, inBlock, neededInBlock, ownerInTime);
       if (run) return run;
     }
-    return this.first((server) => (server === owner || (ownerUsable && server.inFlight >= runLengthOf(server)) ? undefined : runFor(server, inBlock, neededInBlock)), true);
+    // An owner that is busy but in time keeps its block unless another server would run dry.
+    const ownerWillServe = ownerUsable && ownerInTime > 0;
+    const run = this.first((server) => (server === owner || (ownerWillServe && server.inFlight >= runLengthOf(server)) ? undefined : runFor(server, inBlock, neededInBlock, inTime(server, dueMs, chunkBytes))), true);
+    if (run) return run;
+    // Late whoever takes it: the one that will be least late, for what it delivers before the next best would.
+    const { soonest, nextBestMs } = this.soonest(chunkBytes);
+    if (!soonest?.hasRoom) return undefined;
+    return { server: soonest, count: Math.min(soonest.room, inBlock, runLengthOf(soonest), Math.max(1, inTime(soonest, nextBestMs, chunkBytes))) };
   }
 
-  /** Next candidate with room, round-robin; `avoid` only when nothing else has room, unless `strict`. */
-  withRoom(avoid: string | undefined, strict = false): PoolServer | undefined {
+  /**
+   * In how many ms the client will need chunk `ahead` places past the one it waits for: at the rate
+   * this transfer receives (or, before that is measured, the candidates' delivery rates together, or
+   * before any is, PRIOR_RATE).
+   */
+  private dueMs(timing: RunTiming): number {
+    let rate = timing.receiveRate;
+    if (rate === undefined) {
+      let sum = 0;
+      for (const key of this.candidates) sum += this.pool.get(key)?.delivery.bytesPerMs ?? 0;
+      if (sum > 0) rate = sum;
+    }
+    return (timing.ahead * timing.chunkBytes) / (rate ?? PRIOR_RATE) + DUE_SLACK_MS;
+  }
+
+  /** The usable candidate whose next chunk would arrive first (waiting for room included), and when the next best's would. */
+  private soonest(chunkBytes: number): { soonest: PoolServer | undefined; nextBestMs: number } {
+    let soonest: PoolServer | undefined;
+    let bestMs = Number.POSITIVE_INFINITY;
+    let nextBestMs = Number.POSITIVE_INFINITY;
+    for (const key of this.candidates) {
+      const server = this.pool.get(key);
+      if (!server || server.state !== 'active' || server.draining) continue;
+      const ms = arrivalMs(server, 1, chunkBytes);
+      if (ms < bestMs) {
+        [soonest, nextBestMs, bestMs] = [server, bestMs, ms];
+      } else nextBestMs = Math.min(nextBestMs, ms);
+    }
+    return { soonest, nextBestMs };
+  }
+
+  /**
+   * Next candidate with room, round-robin; `avoid` only when nothing else has room, unless `strict`.
+   * With `chunkBytes` (a chunk asked again: the client may wait for it), the one with room whose
+   * answer would come first by its queue and delivery rate, as among equals round-robin still does.
+   */
+  withRoom(avoid: string | undefined, strict = false, chunkBytes?: number): PoolServer | undefined {
     let fallback: PoolServer | undefined;
+    let best: PoolServer | undefined;
+    let bestMs = Number.POSITIVE_INFINITY;
     const found = this.first((server) => {
       if (!server.hasRoom) return undefined;
-      if (server.key !== avoid) return server;
-      fallback = server;
+      if (server.key === avoid) {
+        fallback = server;
+        return undefined;
+      }
+      if (chunkBytes === undefined || server.delivery.bytesPerMs === undefined) return server;
+      const ms = arrivalMs(server, 1, chunkBytes);
+      if (ms < bestMs) [best, bestMs] = [server, ms];
       return undefined;
     }, true);
-    return found ?? (strict ? undefined : fallback);
+    return found ?? best ?? (strict ? undefined : fallback);
   }
 
   /** An active candidate not yet asked for a chunk (`asked`: request id → server key), one with room first. */
@@ -168,12 +226,48 @@ export function runLengthOf(server: PoolServer): number {
   return Math.min(MAX_CHUNKS_PER_REQUEST, Math.max(1, Math.floor(server.window.size / 4)));
 }
 
-/** A run for `server` of up to `available` chunks; shorter than a full run only when it is idle or fewer are `needed`. */
-function runFor(server: PoolServer, available: number, needed: number): Run | undefined {
+/**
+ * A run for `server` of up to `available` chunks, and at most `inTime` (what it delivers in time);
+ * shorter than a full run only when it is idle, fewer are `needed`, or more would come too late.
+ */
+function runFor(server: PoolServer, available: number, needed: number, inTime = Number.POSITIVE_INFINITY): Run | undefined {
   const runLength = runLengthOf(server);
-  const count = Math.min(server.room, available, runLength);
-  if (count === 0 || (count < Math.min(runLength, needed) && server.inFlight > 0)) return undefined;
+  const count = Math.min(server.room, available, runLength, inTime);
+  if (count <= 0 || (count < Math.min(runLength, needed, inTime) && server.inFlight > 0)) return undefined;
   return { server, count };
+}
+
+/** How this transfer's timing looks to the scheduler (see SourceChoice.forRun). */
+export interface RunTiming {
+  /** Chunks between the one the client waits for and the run's first. */
+  ahead: number;
+  chunkBytes: number;
+  /** Bytes per ms this transfer received lately; undefined until measured. */
+  receiveRate: number | undefined;
+}
+
+/** Bytes per ms assumed before any rate is measured (100 MB/s): due times for a fresh gateway's first transfer. */
+const PRIOR_RATE = 100_000;
+
+/** Leeway on the due time: a timer's grain and the answer's trip through the gateway. */
+const DUE_SLACK_MS = 2;
+
+/** When a run of `count` chunks asked of `server` now would be in: behind what it has in flight, at its delivery rate. */
+function arrivalMs(server: PoolServer, count: number, chunkBytes: number): number {
+  const rate = server.delivery.bytesPerMs;
+  const base = server.rtt.minMs ?? 0;
+  return rate === undefined ? base : base + ((server.inFlight + count) * chunkBytes) / rate;
+}
+
+/**
+ * How many more chunks `server` would deliver by `dueMs`. While its rate is unknown: any number if
+ * its round trip is in time (it gets work, and so a rate), else none.
+ */
+function inTime(server: PoolServer, dueMs: number, chunkBytes: number): number {
+  const rate = server.delivery.bytesPerMs;
+  const base = server.rtt.minMs ?? 0;
+  if (rate === undefined || !Number.isFinite(dueMs)) return base <= dueMs ? Number.POSITIVE_INFINITY : 0;
+  return Math.floor(((dueMs - base) * rate) / chunkBytes) - server.inFlight;
 }
 
 function isAsked(asked: ReadonlyMap<number, string>, serverKey: string): boolean {

@@ -1,4 +1,5 @@
 import type { Packet } from '@httpgw/protocol';
+import type { DeliverySnapshot } from './delivery-rate.js';
 import { createRequestIdSource } from './request-ids.js';
 import type { PoolServer, ServerPool } from '../pool/server-pool.js';
 
@@ -14,8 +15,13 @@ interface PendingRequest {
   id: number;
   server: PoolServer;
   sentAt: number;
-  /** Send order per server, for loss detection by reordering. */
+  /** The server's deliveries when it was sent: its answer is a delivery-rate sample. */
+  delivery: DeliverySnapshot;
+  /** Sent to a server with nothing else in flight (the first of a run): its round trip has no queue in it. */
+  unqueued: boolean;
+  /** Send order in its queue, for loss detection by reordering. */
   sequence: number;
+  queue: ServerQueue;
   handlers: RequestHandlers;
 }
 
@@ -37,13 +43,20 @@ export interface RequestCounters {
   reordered: number;
   /** Answers that came after their request was given up on, or twice. */
   late: number;
+  /** Of those, answers to requests given up on by timeout: the timeout was spurious. */
+  spuriousTimeouts: number;
   /** Answers from an address other than the server asked: discarded. */
   spoofed: number;
 }
 
+/** Timed-out requests remembered for a late answer (the oldest are forgotten first). */
+const TIMED_OUT_REMEMBERED = 4_096;
+
 interface ServerQueue {
   pending: Map<number, PendingRequest>;
   nextSequence: number;
+  /** Requests other than chunk requests. */
+  control: boolean;
 }
 
 /**
@@ -54,13 +67,21 @@ interface ServerQueue {
  */
 export class RequestTracker {
   private readonly byId = new Map<number, PendingRequest>();
-  /** Per server, pending requests in send order (Map keeps insertion order). */
+  /**
+   * Per server, pending requests in send order (Map keeps insertion order): chunk requests and the
+   * others (metadata, listings) apart, each its own order. A server answers metadata at once while
+   * chunks wait their turn (a read, a --max-rate), so an answer of one kind says nothing about the
+   * loss of a request of the other.
+   */
   private readonly queues = new Map<PoolServer, ServerQueue>();
+  private readonly controlQueues = new Map<PoolServer, ServerQueue>();
   private readonly nextId = createRequestIdSource();
+  /** Requests given up on by timeout lately: an answer to one after all says the timeout was spurious. */
+  private readonly timedOut = new Map<number, { server: PoolServer; sentAt: number }>();
   private readonly init: RequestTrackerInit;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
-  readonly counters: RequestCounters = { sent: 0, answered: 0, timeouts: 0, reordered: 0, late: 0, spoofed: 0 };
+  readonly counters: RequestCounters = { sent: 0, answered: 0, timeouts: 0, reordered: 0, late: 0, spuriousTimeouts: 0, spoofed: 0 };
 
   constructor(init: RequestTrackerInit) {
     this.init = init;
@@ -76,9 +97,9 @@ export class RequestTracker {
     return this.byId.size;
   }
 
-  /** Sends `build(id)` to `server`; returns the request id. */
+  /** Sends `build(id)` to `server`, a request that is no chunk request (see `queues`); returns the request id. */
   send(server: PoolServer, build: (requestId: number) => Packet, handlers: RequestHandlers): number {
-    return this.sendRun(server, build, [handlers]);
+    return this.sendOn(this.controlQueues, server, build, [handlers]);
   }
 
   /**
@@ -87,15 +108,21 @@ export class RequestTracker {
    * timed and declared lost on its own, exactly as if it had been sent alone.
    */
   sendRun(server: PoolServer, build: (firstRequestId: number) => Packet, handlers: readonly RequestHandlers[]): number {
+    return this.sendOn(this.queues, server, build, handlers);
+  }
+
+  private sendOn(queues: Map<PoolServer, ServerQueue>, server: PoolServer, build: (firstRequestId: number) => Packet, handlers: readonly RequestHandlers[]): number {
     const first = this.freeRun(handlers.length);
-    let queue = this.queues.get(server);
+    let queue = queues.get(server);
     if (!queue) {
-      queue = { pending: new Map(), nextSequence: 0 };
-      this.queues.set(server, queue);
+      queue = { pending: new Map(), nextSequence: 0, control: queues === this.controlQueues };
+      queues.set(server, queue);
     }
     const sentAt = this.now();
+    const idle = server.inFlight === 0;
+    const delivery = server.delivery.onSend(sentAt, idle);
     for (let i = 0; i < handlers.length; i++) {
-      const request: PendingRequest = { id: first + i, server, sentAt, sequence: queue.nextSequence++, handlers: handlers[i]! };
+      const request: PendingRequest = { id: first + i, server, sentAt, delivery, unqueued: idle && i === 0, sequence: queue.nextSequence++, queue, handlers: handlers[i]! };
       this.byId.set(request.id, request);
       queue.pending.set(request.id, request);
     }
@@ -111,6 +138,7 @@ export class RequestTracker {
     const request = this.byId.get(answer.requestId);
     if (!request) {
       this.counters.late++;
+      this.onLateAnswer(answer.requestId, fromKey);
       return false;
     }
     if (request.server.key !== fromKey) {
@@ -121,21 +149,39 @@ export class RequestTracker {
     this.settle(request);
     this.counters.answered++;
     const rttMs = now - request.sentAt;
-    this.init.pool.onAnswer(request.server, request.sentAt, rttMs);
+    // A metadata answer while chunks wait at the server measures the path, not the chunks' queue.
+    const pathOnly = request.queue.control && (this.queues.get(request.server)?.pending.size ?? 0) > 0;
+    this.init.pool.onAnswer(request.server, request.sentAt, rttMs, request.unqueued, pathOnly);
+    if (answer.type === 'chunk') request.server.delivery.onDelivered(request.delivery, answer.data.length, now);
     this.detectLost(request, now, rttMs);
     request.handlers.onAnswer(answer, request.server, digestOk);
     return true;
   }
 
+  /**
+   * An answer to a request given up on by timeout (Eifel, RFC 3522): the round trip was just longer
+   * than the RTO. The sample goes to the RTT estimator, which otherwise never sees the round trips
+   * that time out and keeps an RTO too short for a server whose queue grew; the window is restored.
+   */
+  private onLateAnswer(requestId: number, fromKey: string): void {
+    const timedOut = this.timedOut.get(requestId);
+    if (!timedOut || timedOut.server.key !== fromKey) return;
+    this.timedOut.delete(requestId);
+    this.counters.spuriousTimeouts++;
+    this.init.pool.onSpuriousTimeout(timedOut.server, timedOut.sentAt, this.now() - timedOut.sentAt);
+  }
+
   /** Gives up on every request to a server that left the pool, as lost. */
   dropServer(server: PoolServer): void {
-    const queue = this.queues.get(server);
-    if (!queue) return;
-    // Forget the queue first: a handler that sends again (ask) gets a fresh queue, whose requests time out.
-    this.queues.delete(server);
-    for (const request of [...queue.pending.values()]) {
-      this.settle(request);
-      request.handlers.onLost('timeout', server);
+    for (const queues of [this.queues, this.controlQueues]) {
+      const queue = queues.get(server);
+      if (!queue) continue;
+      // Forget the queue first: a handler that sends again (ask) gets a fresh queue, whose requests time out.
+      queues.delete(server);
+      for (const request of [...queue.pending.values()]) {
+        this.settle(request);
+        request.handlers.onLost('timeout', server);
+      }
     }
   }
 
@@ -156,7 +202,7 @@ export class RequestTracker {
 
   private settle(request: PendingRequest): void {
     this.byId.delete(request.id);
-    this.queues.get(request.server)?.pending.delete(request.id);
+    request.queue.pending.delete(request.id);
     request.server.inFlight--;
     this.init.pool.roomFreed();
   }
@@ -168,8 +214,7 @@ export class RequestTracker {
    * Both conditions only weaken along the queue, so the scan stops at the first request kept.
    */
   private detectLost(answered: PendingRequest, now: number, rttMs: number): void {
-    const queue = this.queues.get(answered.server);
-    if (!queue) return;
+    const queue = answered.queue;
     const threshold = this.init.reorderThreshold ?? 3;
     const lossDelay = (this.init.timeThreshold ?? 9 / 8) * Math.max(rttMs, answered.server.rtt.smoothedMs ?? rttMs, 1);
     for (const request of queue.pending.values()) {
@@ -184,20 +229,28 @@ export class RequestTracker {
 
   private checkTimeouts(): void {
     const now = this.now();
-    for (const [server, queue] of this.queues) {
-      for (const request of queue.pending.values()) {
-        if (now - request.sentAt < server.rtt.rtoMs) break;
-        this.settle(request);
-        this.counters.timeouts++;
-        this.init.pool.onTimeout(server, request.sentAt);
-        request.handlers.onLost('timeout', server);
+    for (const queues of [this.queues, this.controlQueues]) {
+      for (const [server, queue] of queues) {
+        for (const request of queue.pending.values()) {
+          if (now - request.sentAt < server.rtt.rtoMs) break;
+          this.settle(request);
+          this.counters.timeouts++;
+          this.rememberTimeout(request);
+          this.init.pool.onTimeout(server, request.sentAt);
+          request.handlers.onLost('timeout', server);
+        }
+        if (queue.pending.size === 0) queues.delete(server);
       }
-      if (queue.pending.size === 0) this.queues.delete(server);
     }
     if (this.byId.size === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
+  }
+
+  private rememberTimeout(request: PendingRequest): void {
+    if (this.timedOut.size >= TIMED_OUT_REMEMBERED) this.timedOut.delete(this.timedOut.keys().next().value!);
+    this.timedOut.set(request.id, { server: request.server, sentAt: request.sentAt });
   }
 
   private ensureTimer(): void {

@@ -7,6 +7,8 @@ export interface RttEstimatorInit {
   granularityMs?: number;
 }
 
+const MIN_RTT_PERIOD_MS = 10_000;
+
 /**
  * Retransmission timeout per RFC 6298: SRTT and RTTVAR with α = 1/8 and β = 1/4,
  * RTO = SRTT + max(G, 4·RTTVAR), doubled on timeout and recomputed on the next sample.
@@ -21,6 +23,11 @@ export class RttEstimator {
   private readonly minRtoMs: number;
   private readonly maxRtoMs: number;
   private readonly granularityMs: number;
+  /** The least sample of this period and of the one before (a windowed minimum: the path without queues). */
+  private minThisPeriod = Number.POSITIVE_INFINITY;
+  private minLastPeriod = Number.POSITIVE_INFINITY;
+  private periodStart = 0;
+  private minAnySample = Number.POSITIVE_INFINITY;
 
   constructor(init: RttEstimatorInit = {}) {
     this.initialRtoMs = init.initialRtoMs ?? 200;
@@ -33,12 +40,26 @@ export class RttEstimator {
     return this.srttMs;
   }
 
+  /** The least round trip of an unqueued request lately (10 to 20 s): propagation and processing, without queues. */
+  get minMs(): number | undefined {
+    const least = Math.min(this.minThisPeriod, this.minLastPeriod);
+    if (Number.isFinite(least)) return least;
+    // Never idle yet: the least of all samples, queues and all (an upper bound).
+    return Number.isFinite(this.minAnySample) ? this.minAnySample : undefined;
+  }
+
   get rtoMs(): number {
     const base = this.srttMs === undefined ? this.initialRtoMs : this.srttMs + Math.max(this.granularityMs, 4 * this.rttvarMs);
     return Math.min(this.maxRtoMs, Math.max(this.minRtoMs, base) * this.backoff);
   }
 
-  sample(rttMs: number): void {
+  /**
+   * `unqueued`: the request went to a server with nothing else in flight, so its round trip counts
+   * towards `minMs` (a server that is always busy would otherwise show its queue as its distance).
+   */
+  sample(rttMs: number, now = performance.now(), unqueued = false): void {
+    this.minAnySample = Math.min(this.minAnySample, rttMs);
+    if (unqueued) this.sampleMin(rttMs, now);
     if (this.srttMs === undefined) {
       this.srttMs = rttMs;
       this.rttvarMs = rttMs / 2;
@@ -47,6 +68,16 @@ export class RttEstimator {
       this.srttMs = 0.875 * this.srttMs + 0.125 * rttMs;
     }
     this.backoff = 1;
+  }
+
+  /** A round trip with no queue in it that says nothing of the RTO (see ServerPool.onAnswer): `minMs` only. */
+  sampleMin(rttMs: number, now = performance.now()): void {
+    if (now - this.periodStart >= MIN_RTT_PERIOD_MS) {
+      this.minLastPeriod = this.minThisPeriod;
+      this.minThisPeriod = Number.POSITIVE_INFINITY;
+      this.periodStart = now;
+    }
+    this.minThisPeriod = Math.min(this.minThisPeriod, rttMs);
   }
 
   /** Exponential backoff after a timeout, until the next sample. */

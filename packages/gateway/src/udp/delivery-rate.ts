@@ -1,0 +1,51 @@
+/** What a request remembers of its server's deliveries when it is sent (BBR's per-packet state). */
+export interface DeliverySnapshot {
+  delivered: number;
+  deliveredAt: number;
+  firstSentAt: number;
+  sentAt: number;
+}
+
+/** Samples shorter than this are noise (timer grain, a burst the server's token bucket let through). */
+const MIN_INTERVAL_MS = 1;
+/** EWMA gain: a server that slows down (a busy disk, a shared link) is believed within ~8 samples. */
+const GAIN = 1 / 8;
+
+/**
+ * A server's delivery rate, sampled as BBR does (draft-cheng-iccrg-delivery-rate-estimation): each
+ * answered request yields the bytes delivered between its send and its answer over the longer of
+ * the send and answer intervals, which neither a burst of answers nor a burst of sends inflates.
+ * Smoothed with an EWMA, not BBR's max filter: the gateway schedules by what a server will deliver
+ * next, and a token-bucket burst from idle must not pass for its rate.
+ */
+export class DeliveryRate {
+  private delivered = 0;
+  private deliveredAt = 0;
+  private firstSentAt = 0;
+  private smoothed: number | undefined;
+
+  /** Bytes per ms, once measured. */
+  get bytesPerMs(): number | undefined {
+    return this.smoothed;
+  }
+
+  /** Taken when a request is sent; `idle`: nothing else is in flight to this server (a new flight starts). */
+  onSend(now: number, idle: boolean): DeliverySnapshot {
+    if (idle) {
+      this.firstSentAt = now;
+      this.deliveredAt = now;
+    }
+    return { delivered: this.delivered, deliveredAt: this.deliveredAt, firstSentAt: this.firstSentAt, sentAt: now };
+  }
+
+  /** An answer of `bytes` to a request sent with `at`. */
+  onDelivered(at: DeliverySnapshot, bytes: number, now: number): void {
+    this.delivered += bytes;
+    this.deliveredAt = now;
+    this.firstSentAt = at.sentAt;
+    const intervalMs = Math.max(at.sentAt - at.firstSentAt, now - at.deliveredAt);
+    if (intervalMs < MIN_INTERVAL_MS) return;
+    const sample = (this.delivered - at.delivered) / intervalMs;
+    this.smoothed = this.smoothed === undefined ? sample : this.smoothed + GAIN * (sample - this.smoothed);
+  }
+}
