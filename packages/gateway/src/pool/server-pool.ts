@@ -205,16 +205,18 @@ export class ServerPool {
   }
 
   /**
-   * `unqueued`: nothing else was in flight to the server when the request went out. `pathOnly`: a
-   * metadata answer that overtook chunk requests waiting at the server: it tells the path's round
-   * trip, not what a chunk request waits (the RTO), so only the least round trip learns from it.
+   * An answer, `rttMs` after its request went out at `sentAt`. `how.unqueued`: nothing else was in
+   * flight to the server then. `how.pathOnly`: a metadata answer that overtook chunk requests waiting
+   * at the server: it tells the path's round trip, not what a chunk request waits (the RTO), so only
+   * the least round trip learns from it. `how.data`: a chunk; only data grows the window (an error
+   * such as `busy` comes back at once and says nothing of how much the server can take).
    */
-  onAnswer(server: PoolServer, sentAt: number, rttMs: number, unqueued = false, pathOnly = false): void {
+  onAnswer(server: PoolServer, sentAt: number, rttMs: number, how: { unqueued?: boolean; pathOnly?: boolean; data?: boolean } = { data: true }): void {
     server.stats.answers++;
     server.consecutiveTimeouts = 0;
-    if (pathOnly) server.rtt.sampleMin(rttMs, this.now());
-    else server.rtt.sample(rttMs, this.now(), unqueued);
-    server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
+    if (how.pathOnly) server.rtt.sampleMin(rttMs, this.now());
+    else server.rtt.sample(rttMs, this.now(), how.unqueued);
+    if (how.data) server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
     if (server.state === 'cooling') this.endCoolDown(server, 'answered');
   }
 
