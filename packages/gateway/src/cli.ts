@@ -39,6 +39,7 @@ export function gatewayInit(config: GatewayConfig): GatewayInit {
     stallTimeoutMs: config['stall-timeout'],
     metaCacheMs: config['meta-cache'],
     md5Worker: config['md5-worker'],
+    md5Workers: config['md5-workers'],
     cache: {
       memoryBytes: config['cache-size'] ?? defaultCacheBytes(),
       ...(config['cache-dir'] !== undefined ? { dir: config['cache-dir'] } : {}),

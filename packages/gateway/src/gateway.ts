@@ -59,8 +59,10 @@ export interface GatewayInit {
   limits?: HttpLimitsInit;
   /** Datagrams per second accepted from one UDP source; the excess is dropped and counted. */
   maxDatagramRate?: number;
-  /** Check chunk MD5s on a worker thread (default true), off the thread that serves HTTP. */
+  /** Check chunk MD5s on worker threads (default true), off the thread that serves HTTP. */
   md5Worker?: boolean;
+  /** MD5 worker threads at most (default: one per core beyond the main thread's, 1..4). */
+  md5Workers?: number;
   /** The chunk cache (see cache/). Default: in memory, sized to the machine (defaultCacheBytes). */
   cache?: CacheInit;
   /** The admin listener (metrics, admin API, dashboard); off when not given. */
@@ -169,6 +171,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
   let registrar: Registrar | undefined;
   const answers = new AnswerQueue({
     worker: init.md5Worker ?? true,
+    ...(init.md5Workers !== undefined ? { workers: init.md5Workers } : {}),
     wanted: (answer, from) => tracker?.expects(answer.requestId, from) ?? false,
     deliver: (answer, from, digestOk) => tracker?.onAnswer(answer, from, digestOk),
     logger,

@@ -118,7 +118,7 @@ describe('AnswerQueue', () => {
     for (const id of [1, 2, 3]) queue.push(chunkAnswer(id, true).answer, 's');
     await new Promise((resolve) => setImmediate(resolve)); // the batch went to the worker
     expect(queue.counters.hashedInWorker).toBe(3);
-    await (queue as unknown as { worker: Worker }).worker.terminate();
+    await (queue as unknown as { workers: Worker[] }).workers[0]!.terminate();
     await expect.poll(() => lines.join(''), { timeout: 2_000, interval: 5 }).toMatch(/md5 worker failed/);
     for (const id of [4, 5, 6]) queue.push(chunkAnswer(id, true).answer, 's');
     await expect.poll(() => delivered.at(-1), { timeout: 2_000, interval: 5 }).toBe(6);
@@ -140,4 +140,18 @@ describe('AnswerQueue', () => {
     expect(t.delivered.filter((d) => d.digestOk === false).map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 === 3));
     expect(t.queue.counters.hashedInWorker).toBeGreaterThan(n / 2);
   });
+
+  it('deals slices round several workers and still hands every answer on in arrival order', async () => {
+    const delivered: Array<{ requestId: number; digestOk: boolean | undefined }> = [];
+    const queue = new AnswerQueue({ worker: true, workers: 3, wanted: () => true, logger: createLogger({ name: 't', write: () => undefined }), deliver: (answer, _from, digestOk) => delivered.push({ requestId: answer.requestId, digestOk }) });
+    queues.push(queue);
+    const n = 120;
+    for (let i = 0; i < n; i++) queue.push(chunkAnswer(i, i % 5 !== 2).answer, 's'); // one batch: 15 slices
+    await expect.poll(() => delivered.length, { timeout: 5_000, interval: 5 }).toBe(n);
+    expect(delivered.map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(delivered.filter((d) => d.digestOk === false).map((d) => d.requestId)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 5 === 2));
+    expect((queue as unknown as { workers: Worker[] }).workers.length).toBe(3);
+    expect(queue.counters.hashedInWorker).toBe(n);
+  });
 });
+

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_CHUNK_SIZE, MAX_DATAGRAM_BYTES, MIN_CHUNK_SIZE, MTU_SAFE_CHUNK_SIZE, MTU_SAFE_DATAGRAM_BYTES, chunkDatagramBytes } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, LOG_FORMATS, LOG_LEVELS, byteSize, formatByteSize, integerIn, option, positiveInteger, type CommandConfig, type ConfigOf } from '@httpgw/runtime';
 import { DEFAULT_CHUNK_SIZE, defaultCacheBytes } from '../gateway.js';
+import { defaultMd5Workers } from '../transfer/answer-queue.js';
 import { parseAdminAddress } from '../ops/admin-auth.js';
 import { DEFAULT_HTTP_LIMITS as LIMITS } from '../http/limits.js';
 import { defaultReadAheadBudgetBytes } from '../transfer/read-ahead-budget.js';
@@ -49,6 +50,13 @@ export const GATEWAY_OPTIONS = {
     describe: 'bytes all downloads together may fetch ahead of their clients (each may still hold two chunks)',
   }),
   'stall-timeout': option({ type: 'number', schema: positive('must be positive'), default: 10_000, reloadable: true, describe: 'ms without progress before a download is cut' }),
+  'md5-workers': option({
+    type: 'number',
+    schema: integerIn(1, 64),
+    default: defaultMd5Workers(),
+    defaultDescription: `one per core beyond the main thread's, 1..4: ${defaultMd5Workers()} here`,
+    describe: 'worker threads that check chunk MD5s; more start only while every one is busy',
+  }),
   'md5-worker': option({ type: 'boolean', schema: z.boolean({ error: 'must be true or false' }), default: true, describe: 'check chunk MD5s on a worker thread (--no-md5-worker: on the main thread, better with one core)' }),
   'meta-cache': option({ type: 'number', schema: nonNegative('must be 0 or more'), default: 1_000, describe: "ms a file's metadata is reused before the servers are asked again: how long a cached version is served without asking whether it is still current (as long again while a new lookup runs)" }),
   'cache-size': option({

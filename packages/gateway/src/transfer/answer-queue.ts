@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Md5Lanes, md5LanesModule, type Packet } from '@httpgw/protocol';
 import { type Logger } from '@httpgw/runtime';
@@ -10,8 +11,10 @@ export type DeliverAnswer = (answer: Answer, from: string, digestOk: boolean | u
 
 export interface AnswerQueueInit {
   deliver: DeliverAnswer;
-  /** Check MD5s on a worker thread (default); false checks them on this thread, in the same batches. */
+  /** Check MD5s on worker threads (default); false checks them on this thread, in the same batches. */
   worker?: boolean;
+  /** Worker threads at most (default defaultMd5Workers(): one per core beyond the main thread's, 1..4). */
+  workers?: number;
   /** Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be counted). */
   wanted: (answer: Answer, from: string) => boolean;
   logger: Logger;
@@ -63,9 +66,13 @@ export class AnswerQueue {
   private readonly entries: Entry[] = [];
   private head = 0;
   private batch: ChunkEntry[] = [];
-  private readonly inWorker: ChunkEntry[][] = [];
+  /** Per worker, the slices it is hashing, in the order they were posted. */
+  private readonly inWorker = new Map<Worker, ChunkEntry[][]>();
+  private slicesInWorkers = 0;
   private flushScheduled = false;
-  private worker: Worker | undefined;
+  private readonly workers: Worker[] = [];
+  private readonly maxWorkers: number;
+  private nextWorker = 0;
   /** Built with the queue: generating and compiling the wasm must not delay the first chunk. */
   private readonly lanes = new Md5Lanes();
   private workerFailed = false;
@@ -73,6 +80,7 @@ export class AnswerQueue {
 
   constructor(init: AnswerQueueInit) {
     this.init = init;
+    this.maxWorkers = Math.max(1, init.workers ?? defaultMd5Workers());
   }
 
   push(answer: Answer, from: string): void {
@@ -99,9 +107,9 @@ export class AnswerQueue {
     this.entries.length = 0;
     this.head = 0;
     this.batch = [];
-    this.inWorker.length = 0;
-    void this.worker?.terminate();
-    this.worker = undefined;
+    this.inWorker.clear();
+    this.slicesInWorkers = 0;
+    for (const worker of this.workers.splice(0)) void worker.terminate();
   }
 
   private flush(): void {
@@ -109,21 +117,36 @@ export class AnswerQueue {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0 || this.closed) return;
-    const worker = this.worthTheWorker(batch) ? this.workerOrUndefined() : undefined;
-    const items = worker ? transferableItems(batch) : undefined;
-    if (!worker || !items) {
+    const useWorkers = this.worthTheWorker(batch) && this.ensureWorker();
+    const items = useWorkers ? transferableItems(batch) : undefined;
+    if (!items) {
       this.settleHere(batch);
       this.drain();
       return;
     }
     this.counters.hashedInWorker += batch.length;
-    // In slices, so the first answers come back while the worker hashes the rest (the first chunk of
-    // a download is in the first, large batch, and its client waits for it).
+    // In slices, so the first answers come back while a worker hashes the rest (the first chunk of
+    // a download is in the first, large batch, and its client waits for it), dealt round the workers;
+    // drain() hands answers on in arrival order whichever worker finishes first.
     for (let from = 0; from < batch.length; from += WORKER_SLICE) {
       const slice = items.slice(from, from + WORKER_SLICE);
-      this.inWorker.push(batch.slice(from, from + WORKER_SLICE));
+      const worker = this.pickWorker();
+      this.inWorker.get(worker)!.push(batch.slice(from, from + WORKER_SLICE));
+      this.slicesInWorkers++;
       worker.postMessage(slice, [...new Set(slice.map((item) => item.buffer))]);
     }
+  }
+
+  /** The next worker round-robin; a new one while fewer than maxWorkers run and every one is busy. */
+  private pickWorker(): Worker {
+    const idle = this.workers.find((worker) => this.inWorker.get(worker)!.length === 0);
+    if (idle) return idle;
+    if (this.workers.length < this.maxWorkers) {
+      const worker = this.startWorker();
+      if (worker) return worker;
+    }
+    this.nextWorker = (this.nextWorker + 1) % this.workers.length;
+    return this.workers[this.nextWorker]!;
   }
 
   /**
@@ -132,7 +155,7 @@ export class AnswerQueue {
    */
   private worthTheWorker(batch: readonly ChunkEntry[]): boolean {
     if (this.init.worker === false || this.workerFailed) return false;
-    if (batch.length <= INLINE_BATCH && this.inWorker.length === 0) return false;
+    if (batch.length <= INLINE_BATCH && this.slicesInWorkers === 0) return false;
     let bytes = 0;
     for (const { answer } of batch) bytes += answer.data.length;
     return bytes > INLINE_BYTES;
@@ -150,23 +173,30 @@ export class AnswerQueue {
     });
   }
 
-  private workerOrUndefined(): Worker | undefined {
+  /** Whether a worker runs or could be started. */
+  private ensureWorker(): boolean {
+    if (this.workerFailed) return false;
+    return this.workers.length > 0 || this.startWorker() !== undefined;
+  }
+
+  private startWorker(): Worker | undefined {
     if (this.workerFailed) return undefined;
-    if (this.worker) return this.worker;
     const worker = new Worker(MD5_WORKER_SOURCE, { eval: true, workerData: { md5Lanes: md5LanesModule() } });
     worker.unref();
-    worker.on('message', (result: { ok: boolean[]; items: HashItem[] }) => this.onHashed(result));
+    worker.on('message', (result: { ok: boolean[]; items: HashItem[] }) => this.onHashed(worker, result));
     worker.on('error', (error) => this.onWorkerFailure(error));
     worker.on('exit', (code) => {
       if (!this.closed) this.onWorkerFailure(new Error(`md5 worker exited with code ${code}`));
     });
-    this.worker = worker;
+    this.workers.push(worker);
+    this.inWorker.set(worker, []);
     return worker;
   }
 
-  private onHashed(result: { ok: boolean[]; items: HashItem[] }): void {
-    const batch = this.inWorker.shift();
+  private onHashed(worker: Worker, result: { ok: boolean[]; items: HashItem[] }): void {
+    const batch = this.inWorker.get(worker)?.shift();
     if (!batch || this.closed) return;
+    this.slicesInWorkers--;
     batch.forEach((entry, i) => {
       const item = result.items[i]!;
       // The buffer came back: the packet's views onto it are rebuilt.
@@ -178,18 +208,20 @@ export class AnswerQueue {
     this.drain();
   }
 
-  /** Without a worker, every chunk is hashed here; what the worker held is lost like a datagram. */
+  /** A worker failed: every chunk is hashed here from now on; what the workers held is lost like datagrams. */
   private onWorkerFailure(error: Error): void {
     if (this.workerFailed || this.closed) return;
     this.workerFailed = true;
-    this.worker = undefined;
     this.init.logger.warn('md5 worker failed: checking chunks on the main thread', { error: error.message });
-    for (const batch of this.inWorker.splice(0)) {
-      for (const entry of batch) {
+    for (const slices of this.inWorker.values()) {
+      for (const entry of slices.flat()) {
         entry.ready = true;
         entry.dropped = true;
       }
     }
+    this.inWorker.clear();
+    this.slicesInWorkers = 0;
+    for (const worker of this.workers.splice(0)) void worker.terminate();
     this.drain();
   }
 
@@ -223,4 +255,9 @@ function transferableItems(batch: readonly ChunkEntry[]): HashItem[] | undefined
     items.push({ buffer, dataOffset: answer.data.byteOffset, dataLength: answer.data.length, md5Offset: answer.md5.byteOffset });
   }
   return items;
+}
+
+/** MD5 workers by default: one per core beyond the one the main thread uses, at least one, at most four. */
+export function defaultMd5Workers(): number {
+  return Math.min(4, Math.max(1, availableParallelism() - 1));
 }
