@@ -216,7 +216,9 @@ export class ServerPool {
     server.consecutiveTimeouts = 0;
     if (how.pathOnly) server.rtt.sampleMin(rttMs, this.now());
     else server.rtt.sample(rttMs, this.now(), how.unqueued);
-    if (how.data) server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
+    // Grown only while it limits what is in flight (RFC 7661): a window the scheduler leaves half
+    // empty would otherwise grow without bound, and a burst of retries could fill it to any depth.
+    if (how.data && server.inFlight + 1 >= server.window.size / 2) server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
     if (server.state === 'cooling') this.endCoolDown(server, 'answered');
   }
 

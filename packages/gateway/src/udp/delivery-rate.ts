@@ -4,6 +4,11 @@ export interface DeliverySnapshot {
   deliveredAt: number;
   firstSentAt: number;
   sentAt: number;
+  /**
+   * Sent while the server had less than half its window in flight: the gateway, not the server, set
+   * the pace, so the sample may only raise the estimate (BBR's app-limited rule).
+   */
+  appLimited: boolean;
 }
 
 /** Samples shorter than this are noise (timer grain, a burst the server's token bucket let through). */
@@ -30,12 +35,12 @@ export class DeliveryRate {
   }
 
   /** Taken when a request is sent; `idle`: nothing else is in flight to this server (a new flight starts). */
-  onSend(now: number, idle: boolean): DeliverySnapshot {
+  onSend(now: number, idle: boolean, appLimited = false): DeliverySnapshot {
     if (idle) {
       this.firstSentAt = now;
       this.deliveredAt = now;
     }
-    return { delivered: this.delivered, deliveredAt: this.deliveredAt, firstSentAt: this.firstSentAt, sentAt: now };
+    return { delivered: this.delivered, deliveredAt: this.deliveredAt, firstSentAt: this.firstSentAt, sentAt: now, appLimited };
   }
 
   /** An answer of `bytes` to a request sent with `at`. */
@@ -46,6 +51,7 @@ export class DeliveryRate {
     const intervalMs = Math.max(at.sentAt - at.firstSentAt, now - at.deliveredAt);
     if (intervalMs < MIN_INTERVAL_MS) return;
     const sample = (this.delivered - at.delivered) / intervalMs;
+    if (at.appLimited && this.smoothed !== undefined && sample < this.smoothed) return;
     this.smoothed = this.smoothed === undefined ? sample : this.smoothed + GAIN * (sample - this.smoothed);
   }
 }
