@@ -53,7 +53,7 @@ export function renderHaproxyConfig(template: string, init: RenderInit): string 
   text = replaceLine(text, /^(\s*stats socket) \/run\/haproxy\/admin\.sock\b/, `$1 ${init.socket}`);
   if (init.balance !== undefined) text = replaceLine(text, /^(\s*balance) leastconn$/, `$1 ${init.balance}`);
   if (init.checks === false) {
-    for (const pattern of [/^\s*option httpchk /, /^\s*http-check expect /, /^\s*default-server check /]) text = replaceLine(text, pattern, '');
+    for (const pattern of [/^\s*option httpchk /, /^\s*http-check expect /, /^\s*default-server check /]) text = replaceLine(text, pattern, () => '');
   }
   // The example's gateways: every `server gwN ADDRESS` line, replaced by the test's backends.
   const lines = text.split('\n');
@@ -132,8 +132,13 @@ export async function startHaproxy(init: HaproxyInit): Promise<Haproxy> {
 async function launch(config: string, port: number, socket: string, dir: string): Promise<Haproxy | undefined> {
   const child = spawn(HAPROXY_BIN, ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  child.stdout.on('data', (data: Buffer) => (log += data.toString()));
-  child.stderr.on('data', (data: Buffer) => (log += data.toString()));
+  // The request log grows with every request (the bench sends thousands): keep its last megabyte.
+  const append = (data: Buffer) => {
+    log += data.toString();
+    if (log.length > 2 << 20) log = log.slice(-(1 << 20));
+  };
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const command = (line: string) => socketCommand(socket, line);
   const deadline = performance.now() + 10_000;
