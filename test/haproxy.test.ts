@@ -173,4 +173,46 @@ describe('two gateways behind HAProxy (deploy/haproxy.cfg)', () => {
     for (let i = 0; i < 6; i++) expect((await curlGet(haproxy.url(SMALL))).status).toBe(200);
     expect(served(again, SMALL).length).toBeGreaterThanOrEqual(2);
   });
+
+  it('SIGTERM drains a gateway: its download finishes, HAProxy takes it out (/readyz 503), and new requests never see its 503s', async () => {
+    // Three downloads: leastconn puts two on one gateway and one on the other, which is drained.
+    // Having fewer sessions, the draining gateway is the one leastconn picks for new requests
+    // until the checks take it out: they get its 503 and HAProxy sends them again to the other.
+    const downloads: Array<ReturnType<typeof curlGet>> = [];
+    for (let i = 0; i < 3; i++) {
+      downloads.push(curlGet(haproxy.url(BIG), ['--limit-rate', RATE], 30_000));
+      await new Promise((resolve) => setTimeout(resolve, 150)); // each one assigned before the next
+    }
+    let sessions: number[] = [];
+    for (const deadline = performance.now() + 10_000; ; ) {
+      const stats = await haproxy.servers();
+      sessions = gateways.map((g) => Number(stats.find((s) => s.svname === g.name)?.scur));
+      if (sessions[0]! + sessions[1]! === 3) break;
+      if (performance.now() > deadline) throw new Error(`downloads not under way: sessions ${sessions.join(', ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(Math.min(...sessions)).toBe(1);
+    const draining = gateways[sessions[0]! < sessions[1]! ? 0 : 1]!;
+    const refusedBefore = draining.proc.records().filter((r) => r.name === 'httpgw:access' && r.status === 503).length;
+    draining.proc.child.kill('SIGTERM');
+    await draining.proc.waitForLine(/draining transfers=1/);
+    const first = await curlGet(haproxy.url(SMALL));
+    const burst = [first, ...(await Promise.all(Array.from({ length: 15 }, () => curlGet(haproxy.url(SMALL)))))];
+    expect(burst.map((r) => r.status)).toEqual(burst.map(() => 200));
+    expect(burst.every((r) => sha256(r.body) === sha256(files.get(SMALL)!))).toBe(true);
+    await haproxy.waitForStatus(draining.name, 'DOWN', 10_000);
+    expect(haproxy.log()).toMatch(new RegExp(`Server gateways/${draining.name} is DOWN, reason: Layer7 wrong status, code: 503`));
+    for (const result of await Promise.all(downloads)) {
+      expect(result.status).toBe(200);
+      expect(result.exitCode).toBe(0);
+      expect(sha256(result.body)).toBe(sha256(files.get(BIG)!));
+    }
+    expect(await draining.proc.stop()).toBe(0);
+    // The draining gateway refused requests with 503 before the checks took it out, and HAProxy
+    // sent each again to the other gateway: no client saw one (above).
+    const refused = draining.proc.records().filter((r) => r.name === 'httpgw:access' && r.status === 503).length - refusedBefore;
+    expect(refused).toBeGreaterThanOrEqual(1);
+    const stat = (await haproxy.servers()).find((s) => s.svname === draining.name)!;
+    expect(Number(stat.wredis)).toBeGreaterThanOrEqual(1);
+  });
 });
