@@ -120,17 +120,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
         },
       },
       gatewayPid: gateway.pid,
-      stats: async () => {
-        const mark = gateway.lineCount;
-        process.kill(gateway.pid, 'SIGUSR2');
-        const deadline = Date.now() + 5_000;
-        while (Date.now() < deadline) {
-          const line = gateway.linesSince(mark).find((l) => /"msg":"stats"| stats\b/.test(l));
-          if (line) return statsFields(line);
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        return {};
-      },
+      stats: () => statsOf(gateway),
       serverPids: servers.map((s) => s.pid),
       options,
       alive: () => gateway.isRunning && servers.every((s) => s.isRunning),
@@ -174,6 +164,7 @@ async function startHttpgwGroup(filesDir: string, options: HttpgwOptions & { gat
         pids: () => [gateway.pid],
       })),
       serverPids: servers.map((s) => s.pid),
+      stats: (index) => statsOf(gateways[index]!),
       alive: () => [...gateways, ...servers].every((p) => p.isRunning),
       stop,
     };
@@ -190,6 +181,19 @@ async function waitForCount(proc: ManagedProcess, re: RegExp, count: number, tim
     if (Date.now() > deadline) throw new Error(`${proc.name}: fewer than ${count} lines matching ${String(re)} within ${timeoutMs} ms\n${proc.formatTail()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Sends the gateway SIGUSR2 and returns the fields of the stats line it logs (empty if it logs none). */
+async function statsOf(gateway: ManagedProcess): Promise<Record<string, string>> {
+  const mark = gateway.lineCount;
+  process.kill(gateway.pid, 'SIGUSR2');
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    const line = gateway.linesSince(mark).find((l) => /"msg":"stats"| stats\b/.test(l));
+    if (line) return statsFields(line);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {};
 }
 
 /** The fields of the gateway's stats line: a JSON log record, or (older builds) `name=value` pairs. */

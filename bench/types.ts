@@ -53,6 +53,8 @@ export interface HttpgwGroup {
   /** One per gateway, named `httpgw-1`, `httpgw-2`, …; each one's pids() is that gateway alone. */
   readonly gateways: readonly DownloadTarget[];
   readonly serverPids: readonly number[];
+  /** Gateway `index`'s stats line (SIGUSR2), as HttpgwInstance.stats. */
+  stats(index: number): Promise<Record<string, string>>;
   alive(): boolean;
   stop(): Promise<void>;
 }

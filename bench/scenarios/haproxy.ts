@@ -2,12 +2,16 @@
  * Several gateways behind HAProxy (deploy/haproxy.cfg, rendered by test/support/haproxy.ts):
  * two gateways sharing three file servers, reached directly and through HAProxy (leastconn, as
  * shipped, and roundrobin), one gateway through HAProxy, and nginx-direct with and without HAProxy
- * in front as the figure for HAProxy's own cost. wrk on 1 MiB, one 256 MiB download.
+ * in front as the figure for HAProxy's own cost. wrk on 1 MiB, one 256 MiB download. Then what
+ * `balance uri` does for the caches: 64 files of 1 MiB asked at random, each gateway's cache
+ * holding 48 MiB, leastconn against uri (consistent hashing).
  */
-import { HAPROXY_BIN, startHaproxy, type Haproxy } from '../../test/support/haproxy.js';
-import { existsSync } from 'node:fs';
-import { CpuMeter, runWrk, type WrkResult } from '../measure.js';
-import { onCleanup } from '../proc.js';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HAPROXY_BIN, startHaproxy, type Haproxy, type HaproxyInit } from '../../test/support/haproxy.js';
+import { CpuMeter, MiB, parseWrk, runWrk, type WrkResult } from '../measure.js';
+import { onCleanup, runCommand } from '../proc.js';
 import type { BenchContext, DownloadTarget, HttpgwGroup, Scenario } from '../types.js';
 import { Failures, download, perGB, requireHttpgw, SkipScenario } from './common.js';
 
@@ -70,7 +74,7 @@ export const haproxy: Scenario = {
         targets.push(nginx, behind('HAProxy → nginx-direct', front, [nginx]));
         haproxyPid.set('HAProxy → nginx-direct', front.pid);
       } else ctx.note(`nginx-direct not measured: ${ctx.peers.skipped.get('nginx-direct') ?? 'not running'}`);
-      ctx.note('httpgw runs with --cache-size 0 (every request fetched from the file servers); all processes share the 2 cores, so two gateways cannot be faster than one here: the rows show what HAProxy and a second gateway cost, not what they add');
+      ctx.note('the 1 MiB and 256 MiB rows run httpgw with --cache-size 0 (every request fetched from the file servers); all processes share the 2 cores, so two gateways cannot be faster than one here: the rows show what HAProxy and a second gateway cost, not what they add');
 
       const durationS = ctx.quick ? 2 : 5;
       const reps = ctx.quick ? 1 : 3;
@@ -116,5 +120,71 @@ export const haproxy: Scenario = {
     } finally {
       await stopAll();
     }
+    await cacheShare(ctx, failures);
   },
 };
+
+const SHARE_FILES = 64;
+const SHARE_CACHE = '48MiB';
+
+/** wrk over SHARE_FILES paths, one picked at random per request (a Lua script). */
+async function wrkRandomPaths(url: string, script: string, durationS: number): Promise<WrkResult> {
+  const args = ['--latency', `-t${THREADS}`, `-c${CONNECTIONS}`, `-d${durationS}s`, '--timeout', '10s', '-s', script, url];
+  const r = await runCommand('wrk', args, { timeoutMs: (durationS + 30) * 1000 });
+  if (r.code !== 0) throw new Error(`wrk ${args.join(' ')} failed (exit ${String(r.code)}): ${r.stderr.trim()}`);
+  return parseWrk(r.stdout);
+}
+
+/**
+ * Two fresh gateways per balance (cold caches of SHARE_CACHE each) under wrk asking for
+ * SHARE_FILES × 1 MiB at random: with leastconn each cache sees all 64 MiB and cannot hold it;
+ * with uri each sees about half, and holds it. A warm-up run, then the measured one.
+ */
+async function cacheShare(ctx: BenchContext, failures: Failures): Promise<void> {
+  const dir = join(ctx.files.dir, 'haproxy-share');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  for (let i = 0; i < SHARE_FILES; i++) writeFileSync(join(dir, `f-${i}.bin`), randomFillSync(Buffer.alloc(MiB)), { mode: 0o644 });
+  const script = join(dir, 'random-paths.lua');
+  writeFileSync(script, `request = function() return wrk.format("GET", "/haproxy-share/f-" .. math.random(0, ${SHARE_FILES - 1}) .. ".bin") end\n`);
+  const durationS = ctx.quick ? 3 : 5;
+  const modes: Array<[string, Partial<HaproxyInit>]> = [
+    ['leastconn', {}],
+    ['uri (hash-type consistent)', { balance: 'uri', consistentHash: true }],
+  ];
+  for (const [mode, init] of modes) {
+    const name = `HAProxy → 2 gateways, ${mode}`;
+    const group = await ctx.httpgw.startGroup({ gateways: 2, servers: 3, cacheSize: SHARE_CACHE });
+    let proxy: Haproxy | undefined;
+    try {
+      const backends = group.gateways.map((g, i) => ({ name: `gw${i + 1}`, host: '127.0.0.1', port: Number(new URL(g.url('')).port) }));
+      proxy = await startHaproxy({ backends, ...init });
+      await Promise.all(backends.map((b) => proxy!.waitForStatus(b.name, 'UP')));
+      ctx.progress(`cache share, ${mode}: warm-up`);
+      await failures.attempt(name, `${mode} warm-up`, () => wrkRandomPaths(proxy!.url(''), script, durationS));
+      const totals = async () => {
+        const stats = await Promise.all([0, 1].map((i) => group.stats(i)));
+        const add = (key: string) => stats.reduce((a, s) => a + Number(s[key] ?? Number.NaN), 0);
+        return { hits: add('cacheHits'), misses: add('cacheMisses'), udp: add('udpBytesIn') };
+      };
+      const before = await totals();
+      ctx.progress(`cache share, ${mode}: measured run`);
+      const r = await failures.attempt(name, `${mode} wrk`, () => wrkRandomPaths(proxy!.url(''), script, durationS));
+      const after = await totals();
+      if (!r) continue;
+      const base = { case: `${SHARE_FILES} files × 1 MiB at random, cache ${SHARE_CACHE} per gateway, ${CONNECTIONS} connections`, target: name };
+      const hits = after.hits - before.hits;
+      const misses = after.misses - before.misses;
+      ctx.record({ ...base, metric: 'requests/s', unit: 'req/s', better: 'higher', samples: [r.rps] });
+      ctx.record({ ...base, metric: 'p99 latency', unit: 'ms', better: 'lower', samples: [r.p99ms] });
+      ctx.record({ ...base, metric: 'cache hit ratio', unit: 'hits/requests', better: 'higher', samples: [hits / (hits + misses)] });
+      ctx.record({ ...base, metric: 'bytes from the file servers / bytes served', unit: 'x', better: 'lower', samples: [(after.udp - before.udp) / (r.requests * MiB)] });
+      if (r.socketErrors + r.non2xx > 0) ctx.note(`${name}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
+      const spread = await proxy.servers();
+      ctx.note(`${mode}: requests per gateway ${spread.map((s) => `${s.svname} ${s.stot}`).join(', ')}`);
+    } finally {
+      await proxy?.stop();
+      await group.stop();
+    }
+  }
+}

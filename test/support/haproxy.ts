@@ -27,6 +27,8 @@ export interface HaproxyInit {
   backends: Backend[];
   /** Replaces `balance leastconn` (the bench compares `roundrobin` and `uri`). */
   balance?: string;
+  /** Adds `hash-type consistent` after the balance line (for `uri`: adding a gateway moves few paths). */
+  consistentHash?: boolean;
   /** false drops the health checks, for a peer without /readyz (nginx in the bench). */
   checks?: boolean;
 }
@@ -51,7 +53,10 @@ function replaceLine(text: string, pattern: RegExp, replacement: string | ((inde
 export function renderHaproxyConfig(template: string, init: RenderInit): string {
   let text = replaceLine(template, /^(\s*bind) :80\b.*$/, `$1 127.0.0.1:${init.port}`);
   text = replaceLine(text, /^(\s*stats socket) \/run\/haproxy\/admin\.sock\b/, `$1 ${init.socket}`);
-  if (init.balance !== undefined) text = replaceLine(text, /^(\s*balance) leastconn$/, `$1 ${init.balance}`);
+  if (init.balance !== undefined || init.consistentHash) {
+    const balance = init.balance ?? 'leastconn';
+    text = replaceLine(text, /^\s*balance leastconn$/, (indent) => `${indent}balance ${balance}${init.consistentHash ? `\n${indent}hash-type consistent` : ''}`);
+  }
   if (init.checks === false) {
     for (const pattern of [/^\s*option httpchk /, /^\s*http-check expect /, /^\s*default-server check /]) text = replaceLine(text, pattern, () => '');
   }
