@@ -147,7 +147,9 @@ describe('two gateways behind HAProxy (deploy/haproxy.cfg)', () => {
       const body = await readFile(join(out, BIG));
       if (results[i]!.code === 0) expect(sha256(body)).toBe(sha256(files.get(BIG)!));
       else {
-        expect(results[i]!.stderr).toMatch(/transfer closed|Recv failure|end of response/i);
+        // HAProxy cuts the client's connection as the gateway's was cut: a short body never ends cleanly.
+        expect(results[i]!.code).toBe(18);
+        expect(results[i]!.stderr).toMatch(/transfer closed with \d+ bytes remaining/);
         expect(body.length).toBeLessThan(BIG_SIZE);
         expect(body.equals(files.get(BIG)!.subarray(0, body.length))).toBe(true);
       }
