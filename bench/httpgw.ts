@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess, runCommand } from './proc.js';
-import type { HttpgwInstance, HttpgwLauncher, HttpgwOptions, HttpgwStartHooks } from './types.js';
+import type { HttpgwGroup, HttpgwInstance, HttpgwLauncher, HttpgwOptions, HttpgwStartHooks } from './types.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 
@@ -72,6 +72,11 @@ export async function createHttpgwLauncher(filesDir: string): Promise<HttpgwSetu
       const cacheArgs = build.hasCache && options.cacheSize !== 'default' ? ['--cache-size', options.cacheSize ?? '0'] : [];
       return startHttpgw(filesDir, options, [...extraArgs, ...cacheArgs], hooks);
     },
+    startGroup: async (options) => {
+      if (unavailable !== undefined) throw new Error(unavailable);
+      const cacheArgs = build.hasCache && options.cacheSize !== 'default' ? ['--cache-size', options.cacheSize ?? '0'] : [];
+      return startHttpgwGroup(filesDir, options, [...extraArgs, ...cacheArgs]);
+    },
   };
   return { launcher, extraArgs };
 }
@@ -113,17 +118,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
         },
       },
       gatewayPid: gateway.pid,
-      stats: async () => {
-        const mark = gateway.lineCount;
-        process.kill(gateway.pid, 'SIGUSR2');
-        const deadline = Date.now() + 5_000;
-        while (Date.now() < deadline) {
-          const line = gateway.linesSince(mark).find((l) => /"msg":"stats"| stats\b/.test(l));
-          if (line) return statsFields(line);
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        return {};
-      },
+      stats: () => statsOf(gateway),
       serverPids: servers.map((s) => s.pid),
       options,
       alive: () => gateway.isRunning && servers.every((s) => s.isRunning),
@@ -133,6 +128,70 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     await stop();
     throw err;
   }
+}
+
+/** Gateways started as in startHttpgw; then file servers given every gateway with `--gateway` (repeated). */
+async function startHttpgwGroup(filesDir: string, options: HttpgwOptions & { gateways: number }, extraArgs: readonly string[]): Promise<HttpgwGroup> {
+  const gateways: ManagedProcess[] = [];
+  const servers: ManagedProcess[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(gateways.map((g) => g.stop()));
+  };
+  try {
+    const ports: Array<{ http: number; udp: number }> = [];
+    for (let i = 1; i <= options.gateways; i++) {
+      const args = [...NODE_FLAGS, GATEWAY_BIN, '127.0.0.1', '0', '--udp-port', '0', '--log-level', LOG_LEVEL, ...extraArgs, ...(options.gatewayArgs ?? [])];
+      const gateway = new ManagedProcess(`httpgw-${i}`, process.execPath, args, { cwd: REPO_ROOT });
+      gateways.push(gateway);
+      const m = await gateway.waitForLine(LISTENING, START_TIMEOUT_MS);
+      ports.push({ http: Number(m[2]), udp: Number(m[4]) });
+    }
+    const targets = ports.flatMap(({ udp }) => ['--gateway', `127.0.0.1:${udp}`]);
+    for (let i = 0; i < options.servers; i++) {
+      const args = [...NODE_FLAGS, SERVER_BIN, ...targets, '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL];
+      servers.push(new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, args, { cwd: REPO_ROOT }));
+    }
+    // Each server logs one "registered with gateway" per gateway.
+    await Promise.all(servers.map((s) => waitForCount(s, REGISTERED, options.gateways, START_TIMEOUT_MS)));
+    return {
+      gateways: gateways.map((gateway, i) => ({
+        name: gateway.name,
+        url: (file: string) => `http://127.0.0.1:${ports[i]!.http}/${file}`,
+        curlArgs: [],
+        pids: () => [gateway.pid],
+      })),
+      serverPids: servers.map((s) => s.pid),
+      stats: (index) => statsOf(gateways[index]!),
+      alive: () => [...gateways, ...servers].every((p) => p.isRunning),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitForCount(proc: ManagedProcess, re: RegExp, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (proc.linesSince(0).filter((line) => re.test(line)).length < count) {
+    if (!proc.isRunning) throw new Error(`${proc.name} ${proc.describeExit()}\n${proc.formatTail()}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name}: fewer than ${count} lines matching ${String(re)} within ${timeoutMs} ms\n${proc.formatTail()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Sends the gateway SIGUSR2 and returns the fields of the stats line it logs (empty if it logs none). */
+async function statsOf(gateway: ManagedProcess): Promise<Record<string, string>> {
+  const mark = gateway.lineCount;
+  process.kill(gateway.pid, 'SIGUSR2');
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    const line = gateway.linesSince(mark).find((l) => /"msg":"stats"| stats\b/.test(l));
+    if (line) return statsFields(line);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {};
 }
 
 /** The fields of the gateway's stats line: a JSON log record, or (older builds) `name=value` pairs. */

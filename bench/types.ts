@@ -52,12 +52,25 @@ export interface HttpgwStartHooks {
   serverArgs?(index: number): readonly string[];
 }
 
+/** Several gateways sharing one set of file servers (each server registered with every gateway). */
+export interface HttpgwGroup {
+  /** One per gateway, named `httpgw-1`, `httpgw-2`, …; each one's pids() is that gateway alone. */
+  readonly gateways: readonly DownloadTarget[];
+  readonly serverPids: readonly number[];
+  /** Gateway `index`'s stats line (SIGUSR2), as HttpgwInstance.stats. */
+  stats(index: number): Promise<Record<string, string>>;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
 export interface HttpgwLauncher {
   /** Why httpgw cannot run, or undefined when it can. */
   readonly unavailable: string | undefined;
   /** Whether this build has a chunk cache (--cache-size). */
   readonly hasCache: boolean;
   start(options: HttpgwOptions, hooks?: HttpgwStartHooks): Promise<HttpgwInstance>;
+  /** `gateways` gateways and `options.servers` file servers that register with all of them. */
+  startGroup(options: HttpgwOptions & { gateways: number }): Promise<HttpgwGroup>;
 }
 
 export interface Peers {

@@ -12,5 +12,6 @@ import { cache } from './cache.js';
 import { openLoop } from './open-loop.js';
 import { accessLog } from './access-log.js';
 import { unequal } from './unequal.js';
+import { haproxy } from './haproxy.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal, haproxy];
