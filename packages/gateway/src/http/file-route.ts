@@ -230,7 +230,7 @@ export async function serveFile(ctx: GatewayContext, file: FileVersion, deps: Fi
   // The body goes to the socket from here, not through koa: its stream pipeline costs an
   // AbortController, a DOMException and several listeners per response, a third of a small file's cost.
   ctx.respond = false;
-  void writeBody(ctx.res, first.done ? undefined : first.value, chunks, length, fetcher.failed);
+  void writeBody(ctx.res, first.done ? undefined : first.value, chunks, length, () => fetcher.failed);
 }
 
 /**
@@ -336,7 +336,7 @@ async function writeParts(
       // The client left: its response is closed, nothing more to fetch.
       if (!chunks || res.destroyed) break;
       if (!res.write(part.head)) await drained(res);
-      await writeChunks(res, index === 0 ? first : undefined, chunks, part.end - part.start + 1, transfers.current?.failed);
+      await writeChunks(res, index === 0 ? first : undefined, chunks, part.end - part.start + 1, () => transfers.current?.failed);
     }
     res.end(tail);
   } catch (error) {
@@ -349,7 +349,7 @@ async function writeParts(
  * status line went out can only cut the connection, so the client sees an error, never a short
  * body that looks whole (the transfer's log line says why).
  */
-async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: AbortSignal): Promise<void> {
+async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: FailedSignal): Promise<void> {
   try {
     await writeChunks(res, first, rest, length, failed);
     res.end();
@@ -363,7 +363,7 @@ async function writeBody(res: ServerResponse, first: Buffer | undefined, rest: A
  * bytes with the client still there (a transfer cancelled as the gateway stops): the caller cuts
  * the connection rather than end a short body cleanly.
  */
-async function writeChunks(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: AbortSignal): Promise<void> {
+async function writeChunks(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer, void, undefined>, length: number, failed?: FailedSignal): Promise<void> {
   let written = 0;
   if (first) {
     written += first.length;
@@ -378,13 +378,18 @@ async function writeChunks(res: ServerResponse, first: Buffer | undefined, rest:
   if (written !== length && !res.destroyed) throw new Error(`the transfer ended after ${written} of ${length} bytes`);
 }
 
+/** The transfer's `failed` signal, asked for only when a write has to wait (it is made on first use). */
+type FailedSignal = () => AbortSignal | undefined;
+
 /**
  * Resolves when the socket takes more, when the response is closed (the client left), even before,
  * or when the transfer `failed` (the next chunk asked for then throws its error).
  */
-function drained(res: ServerResponse, failed?: AbortSignal): Promise<void> {
+function drained(res: ServerResponse, failedSignal?: FailedSignal): Promise<void> {
   // A write to a response already closed returns false too, and its 'close' will not come again.
-  if (res.destroyed || res.closed || failed?.aborted) return Promise.resolve();
+  if (res.destroyed || res.closed) return Promise.resolve();
+  const failed = failedSignal?.();
+  if (failed?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
