@@ -107,13 +107,31 @@ function wrap(family: Family, logger: PinoLogger, name: string, bindings: LogFie
       // with fields (one per request) are short-lived: they take the level current when made.
       return wrap(family, all ? family.root.child({ name: full, ...all }) : named(family, full), full, all);
     },
-    with: (fields) => wrap(family, logger.child(fields), name, { ...bindings, ...fields }),
+    // Made when first used: one per request (its id), and most requests log nothing but their access entry.
+    with: (fields) => lazy(() => wrap(family, logger.child(fields), name, { ...bindings, ...fields }), (level) => level !== 'silent' && logger.isLevelEnabled(level)),
     setLevel: (level) => {
       // pino children copy their parent's level when made: set the root (for new ones) and each named one.
       family.root.level = level;
       for (const each of family.named) each.level = level;
     },
     flush: family.flush,
+  };
+}
+
+/** A logger made on its first line (pino's child() costs microseconds; a request's logger mostly writes nothing). */
+function lazy(make: () => Logger, isEnabled: Logger['isEnabled']): Logger {
+  let made: Logger | undefined;
+  const get = () => (made ??= make());
+  return {
+    debug: (message, fields) => (made || isEnabled('debug') ? get().debug(message, fields) : undefined),
+    info: (message, fields) => get().info(message, fields),
+    warn: (message, fields) => get().warn(message, fields),
+    error: (message, fields) => get().error(message, fields),
+    isEnabled: (level) => (made ? made.isEnabled(level) : isEnabled(level)),
+    child: (name, fields) => get().child(name, fields),
+    with: (fields) => get().with(fields),
+    setLevel: (level) => get().setLevel(level),
+    flush: () => get().flush(),
   };
 }
 
