@@ -20,6 +20,24 @@ describe('DeliveryRate', () => {
     expect(rate.bytesPerMs).toBeLessThan(12_000);
   });
 
+  it('takes an app-limited sample (the gateway left the server idle) only when it is higher, and covers more than one answer', () => {
+    const rate = new DeliveryRate();
+    const first = rate.onSend(0, true);
+    rate.onDelivered(first, 60_000, 6); // 10 bytes per µs
+    // One chunk from idle in 1 ms: a token bucket's burst, not a rate.
+    rate.onDelivered(rate.onSend(100, true, true), 60_000, 101);
+    expect(rate.bytesPerMs).toBeCloseTo(10_000, -2);
+    // Lower, app-limited: ignored.
+    rate.onDelivered(rate.onSend(200, true, true), 60_000, 230);
+    expect(rate.bytesPerMs).toBeCloseTo(10_000, -2);
+    // Two chunks in 6 ms, app-limited: higher, and more than one answer: taken.
+    const a = rate.onSend(300, true, true);
+    const b = rate.onSend(300, false, true);
+    rate.onDelivered(a, 60_000, 303);
+    rate.onDelivered(b, 60_000, 306);
+    expect(rate.bytesPerMs).toBeGreaterThan(10_500);
+  });
+
   it('follows a server that slows down', () => {
     const rate = new DeliveryRate();
     let now = 0;

@@ -13,8 +13,6 @@ export interface DeliverySnapshot {
 
 /** Samples shorter than this are noise (timer grain, a burst the server's token bucket let through). */
 const MIN_INTERVAL_MS = 1;
-/** Bytes an app-limited sample must cover to count. */
-const APP_LIMITED_MIN_BYTES = 256 * 1024;
 /** EWMA gain: a server that slows down (a busy disk, a shared link) is believed within ~8 samples. */
 const GAIN = 1 / 8;
 
@@ -53,9 +51,9 @@ export class DeliveryRate {
     const intervalMs = Math.max(at.sentAt - at.firstSentAt, now - at.deliveredAt);
     if (intervalMs < MIN_INTERVAL_MS) return;
     const sample = (this.delivered - at.delivered) / intervalMs;
-    // An app-limited sample may raise the estimate only over enough bytes that a token bucket's burst
-    // from idle (a server capped with --max-rate lets ~10 ms of its rate through at once) is not all of it.
-    if (at.appLimited && this.smoothed !== undefined && (sample < this.smoothed || this.delivered - at.delivered < APP_LIMITED_MIN_BYTES)) return;
+    // An app-limited sample may raise the estimate only over more than one answer: a single chunk from
+    // idle may be all a token bucket's burst (--max-rate lets ~10 ms of its rate through at once).
+    if (at.appLimited && this.smoothed !== undefined && (sample < this.smoothed || this.delivered - at.delivered < 2 * bytes)) return;
     this.smoothed = this.smoothed === undefined ? sample : this.smoothed + GAIN * (sample - this.smoothed);
   }
 }
