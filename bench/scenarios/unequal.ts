@@ -20,6 +20,7 @@ interface PoolCase {
 const CASES: readonly PoolCase[] = [
   { name: '100 MB/s alone', kind: 'throughput', servers: [{ mbps: 100 }] },
   { name: '100 + 10 + 10 MB/s', kind: 'throughput', servers: [{ mbps: 100 }, { mbps: 10 }, { mbps: 10 }] },
+  { name: '100 MB/s +20 ms alone', kind: 'throughput', servers: [{ mbps: 100, delayMs: 10 }] },
   { name: '100 + 10 + 10 MB/s, the 100 one +20 ms', kind: 'throughput', servers: [{ mbps: 100, delayMs: 10 }, { mbps: 10 }, { mbps: 10 }] },
   { name: '40 + 40 + 40 MB/s, one +20 ms', kind: 'throughput', servers: [{ mbps: 40, delayMs: 10 }, { mbps: 40 }, { mbps: 40 }] },
   { name: '3 uncapped', kind: 'ttfb', servers: [{}, {}, {}] },
