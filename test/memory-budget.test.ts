@@ -130,10 +130,11 @@ describe('the read-ahead budget with hundreds of slow clients', () => {
     // Measured 170-197 MiB: node's own ~72 MiB, the budget, a chunk per response being written.
     expect(peak, figures).toBeLessThan(BUDGET + 150 * MIB);
 
-    // Once they left: nothing reserved, every chunk buffer freed (measured: 0.1 MB of ArrayBuffers).
+    // Once they left: nothing reserved, and the chunk buffers freed or garbage below the collector's
+    // threshold (16 MiB: it forces a collection beyond that; measured 0.1-15 MB, by when V8 last collected).
     expect(after.transfers, figures).toBe(0);
     expect(after.readAheadReserved, figures).toBe(0);
-    expect(after.arrayBuffers, figures).toBeLessThan(8 * MIB);
+    expect(after.arrayBuffers, figures).toBeLessThan(16 * MIB);
     // RSS does not come down by itself: glibc keeps the freed 60 KiB blocks in its heap for the next
     // clients (measured: 170-196 MiB after, within 25 MiB of the peak), unless MALLOC_MMAP_THRESHOLD_
     // is set (measured: back to ~97 MiB; README, "Memory"). It must not grow either.

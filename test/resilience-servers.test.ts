@@ -137,7 +137,9 @@ describe('lying servers', () => {
 
   it('a server whose chunks fail their MD5 loses each file it lies about, then is dropped and banned; every download is intact', async () => {
     const { logger, lines } = captureLogger();
-    const others = await writeFiles(root.path, { 'lie-2.bin': 300_000, 'lie-3.bin': 300_000 });
+    // Large enough that the liar, slower than the others (behind the faulty proxy), is in time for
+    // some chunks of each: the scheduler asks a server only for what it delivers before it is due.
+    const others = await writeFiles(root.path, { 'lie-2.bin': 2_000_000, 'lie-3.bin': 2_000_000 });
     const c = await cluster({ root: root.path, servers: 2, gateway: { ...GATEWAY, logger, hedging: false } });
     const proxy = await faultyServer(c, { tamper: (answer) => (answer.type === 'chunk' ? { ...answer, data: flipFirstByte(answer.data) } : undefined) });
     expectIntact(await download(c.url(FILE)));
