@@ -36,7 +36,11 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
   registered: (f) => ({ type: 'registered', heartbeatMs: int(f, 'heartbeatMs', 10, 3_600_000) }),
   heartbeat: (f) => ({ type: 'heartbeat', ...catalogGeneration(f) }),
   refused: (f) => ({ type: 'refused', reason: oneOf(f, 'reason', ['pool-full'] as const), retryAfterMs: int(f, 'retryAfterMs', 0, 3_600_000) }),
-  'heartbeat-ack': (f) => ({ type: 'heartbeat-ack', known: bool(f, 'known') }),
+  'heartbeat-ack': (f) => ({
+    type: 'heartbeat-ack',
+    known: bool(f, 'known'),
+    ...(Object.hasOwn(f, 'heartbeatMs') ? { heartbeatMs: int(f, 'heartbeatMs', 10, 3_600_000) } : {}),
+  }),
   leave: () => ({ type: 'leave' }),
   'meta-request': (f) => ({
     type: 'meta-request',

@@ -54,6 +54,8 @@ export interface RefusedPacket {
 export interface HeartbeatAckPacket {
   type: 'heartbeat-ack';
   known: boolean;
+  /** The interval to heartbeat at from now on (a growing pool is told a longer one); absent: keep the one you have. */
+  heartbeatMs?: number;
 }
 
 /** S→G: the server is shutting down. */

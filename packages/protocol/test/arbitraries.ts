@@ -42,7 +42,7 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
   registered: fc.record({ type: fc.constant('registered'), heartbeatMs: fc.integer({ min: 10, max: 3_600_000 }) }),
   heartbeat: fc.record({ type: fc.constant('heartbeat'), catalog: uint }, { requiredKeys: ['type'] }),
   refused: fc.record({ type: fc.constant('refused'), reason: fc.constant('pool-full'), retryAfterMs: fc.integer({ min: 0, max: 3_600_000 }) }),
-  'heartbeat-ack': fc.record({ type: fc.constant('heartbeat-ack'), known: fc.boolean() }),
+  'heartbeat-ack': fc.record({ type: fc.constant('heartbeat-ack'), known: fc.boolean(), heartbeatMs: fc.integer({ min: 10, max: 3_600_000 }) }, { requiredKeys: ['type', 'known'] }),
   leave: fc.record({ type: fc.constant('leave') }),
   'meta-request': fc.record(
     { type: fc.constant('meta-request'), requestId, path: text(MAX_PATH_BYTES), chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }) },

@@ -137,7 +137,7 @@ describe('the datagram size limit', () => {
       { type: 'registered', heartbeatMs: 3_600_000 },
       { type: 'heartbeat', catalog: id },
       { type: 'refused', reason: 'pool-full', retryAfterMs: 3_600_000 },
-      { type: 'heartbeat-ack', known: false },
+      { type: 'heartbeat-ack', known: true, heartbeatMs: 3_600_000 },
       { type: 'leave' },
       { type: 'meta', requestId: id, kind: 'directory', size: id, mtimeMs: 1e15 + 0.5, version },
       { type: 'error', requestId: id, code: 'unreadable', message: 'm'.repeat(MAX_MESSAGE_LENGTH) },

@@ -125,6 +125,7 @@ export class GatewayLink {
       case 'heartbeat-ack':
         if (this.state !== 'registered') return;
         this.unackedHeartbeats = 0;
+        if (packet.heartbeatMs !== undefined) this.heartbeatMs = packet.heartbeatMs;
         if (!packet.known) {
           this.init.logger.warn('gateway no longer knows this server; registering again', { gateway: this.label });
           this.admitted = false;

@@ -6,6 +6,7 @@ import PQueue from 'p-queue';
 import { ask } from '../udp/ask.js';
 import type { RequestTracker } from '../udp/request-tracker.js';
 import type { PoolServer, ServerPool } from '../pool/server-pool.js';
+import type { HolderIndex } from './holder-index.js';
 
 /** One version of a file and the servers that hold exactly that version. */
 export interface FileVersion {
@@ -48,6 +49,14 @@ export interface FileLookupInit {
   graceMs?: number;
   /** A server still computing a file's digest (`busy`) is asked again until this long after the lookup began. */
   busyDeadlineMs?: number;
+  /**
+   * What each server holds (see HolderIndex). With a pool of at least `indexFrom` servers, a lookup
+   * asks only the best LOOKUP_HOLDERS holders the index names and the servers it does not index yet;
+   * a smaller pool is asked whole (it is cheap, and sees a new file at once).
+   */
+  index?: HolderIndex;
+  /** Pool size from which the index narrows lookups (default 32). */
+  indexFrom?: number;
   /** Told of every version a lookup decides on (the cache drops chunks of a file's older versions). */
   onVersion?: (file: FileVersion) => void;
   now?: () => number;
@@ -59,6 +68,11 @@ export interface FileLookupInit {
  * with the answers). A lookup decided early drops its queued asks.
  */
 export const LOOKUP_FAN_OUT = 256;
+
+/** Holders of a path asked in one lookup at most, when the index names more: half the fastest, half at random. */
+export const LOOKUP_HOLDERS = 8;
+/** Asks queued per event-loop turn: a lookup over thousands of servers never blocks the loop for long. */
+const ASKS_PER_TURN = 256;
 
 type ServerAnswer = { server: PoolServer; meta: MetaPacket } | { server: PoolServer; unreadable: true };
 
@@ -118,12 +132,28 @@ export class FileLookup {
     this.cache?.delete(path);
   }
 
+  /** Whom to ask: every usable server, or (a large pool with an index) the likely holders and the unindexed. */
+  private candidates(path: string): { servers: PoolServer[]; byIndex: boolean } {
+    const { pool, index } = this.init;
+    if (!index || pool.size < (this.init.indexFrom ?? 32)) return { servers: pool.usable().filter((server) => !pool.distrusts(server, path)), byIndex: false };
+    const { holders, unindexed } = index.plan(path);
+    const open = (server: PoolServer) => !server.draining && !pool.distrusts(server, path);
+    const active = (server: PoolServer) => open(server) && server.state === 'active';
+    const pick = (servers: PoolServer[]) => (servers.some(active) ? servers.filter(active) : servers.filter(open));
+    return { servers: [...chooseHolders(pick(holders), LOOKUP_HOLDERS), ...pick(unindexed)], byIndex: true };
+  }
+
   private ask(path: string): Promise<LookupResult> {
-    const servers = this.init.pool.usable().filter((server) => !this.init.pool.distrusts(server, path));
-    if (servers.length === 0) return Promise.resolve({ kind: 'no-servers' });
+    const { servers, byIndex } = this.candidates(path);
+    if (servers.length === 0) {
+      // The complete index says nobody holds it: a "none" without a datagram. Every indexed server
+      // counts as having answered (news of a deletion, for the stale cache).
+      if (byIndex && this.init.pool.size > 0) return Promise.resolve({ kind: 'none', answered: [...(this.init.index?.indexedKeys() ?? [])] });
+      return Promise.resolve({ kind: 'no-servers' });
+    }
     const startedAt = this.now();
     const graceMs = this.init.graceMs ?? 25;
-    return new Promise((resolve) => {
+    return new Promise<LookupResult>((resolve) => {
       const answers: ServerAnswer[] = [];
       let decided = false;
       let grace: NodeJS.Timeout | undefined;
@@ -137,7 +167,7 @@ export class FileLookup {
         if (waitingFor.size > 0) stopAsking.abort();
         resolve(this.decide(path, answers));
       };
-      for (const server of servers) {
+      const askOne = (server: PoolServer) => {
         const asked = this.fanOut.add(() => this.askServer(server, path, startedAt, stopAsking.signal), { signal: stopAsking.signal });
         void asked.catch(() => undefined).then((answer) => {
           waitingFor.delete(server);
@@ -148,7 +178,17 @@ export class FileLookup {
           for (const other of waitingFor) rtoMs = Math.max(rtoMs, other.rtt.rtoMs);
           grace = setTimeout(decide, Math.max(graceMs, this.now() - startedAt, 2 * rtoMs));
         });
-      }
+      };
+      // A few hundred asks per turn of the event loop: HTTP and the answers get their turns between.
+      const enqueue = (from: number) => {
+        if (decided) return;
+        for (const server of servers.slice(from, from + ASKS_PER_TURN)) askOne(server);
+        if (from + ASKS_PER_TURN < servers.length) setImmediate(() => enqueue(from + ASKS_PER_TURN));
+      };
+      enqueue(0);
+    }).then((result) => {
+      if (byIndex && result.kind === 'none') return { kind: 'none' as const, answered: [...(result.answered ?? []), ...(this.init.index?.indexedKeys() ?? [])] };
+      return result;
     });
   }
 
@@ -217,4 +257,25 @@ export class FileLookup {
     }
     return ranked[0]!;
   }
+}
+
+/**
+ * `count` of `holders` at most: half with the lowest smoothed RTT (servers never asked count as
+ * slow), the rest at random, so the fastest do not get every lookup and every transfer.
+ */
+export function chooseHolders(holders: PoolServer[], count: number, random: () => number = Math.random): PoolServer[] {
+  if (holders.length <= count) return holders;
+  const fastest: PoolServer[] = [];
+  const srtt = (server: PoolServer) => server.rtt.smoothedMs ?? Number.POSITIVE_INFINITY;
+  const fast = Math.ceil(count / 2);
+  for (const server of holders) {
+    if (fastest.length < fast) fastest.push(server);
+    else if (srtt(server) < srtt(fastest[fast - 1]!)) fastest[fast - 1] = server;
+    else continue;
+    fastest.sort((a, b) => (srtt(a) === srtt(b) ? 0 : srtt(a) - srtt(b)));
+  }
+  const chosen = new Set(fastest);
+  // Random picks among the rest: a few tries each, so a pool of holders much larger than count costs O(count).
+  for (let tries = 0; chosen.size < count && tries < 8 * count; tries++) chosen.add(holders[Math.floor(random() * holders.length)]!);
+  return [...chosen];
 }
