@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MetaPacket } from '@httpgw/protocol';
 import type { Logger } from '@httpgw/runtime';
@@ -160,6 +161,8 @@ export class FileLookup {
       const waitingFor = new Set(servers);
       /** Aborted once decided with servers still asked: their asks stop (no retransmission, no more `busy` rounds). */
       const stopAsking = new AbortController();
+      // One listener per server asked (the queue's and ask's): a large pool is no leak.
+      setMaxListeners(0, stopAsking.signal);
       const decide = () => {
         if (decided) return;
         decided = true;
