@@ -100,9 +100,11 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   let catalogTimer: NodeJS.Timeout | undefined;
   const rescan = () => {
     if (!catalogue) return;
+    const before = catalogue.generation;
     catalogue.rescan().then(
       (snapshot) => {
         if (closing) return;
+        if (snapshot.generation !== before) for (const link of links) link.catalogChanged();
         catalogTimer = setTimeout(rescan, Math.max(catalogRescanMs, 20 * snapshot.scanMs));
         catalogTimer.unref();
       },

@@ -302,13 +302,20 @@ describe('GatewayLink refusals', () => {
     link.handle({ type: 'challenge', cookie: COOKIE });
     expect(drain().at(-1)).toEqual({ type: 'register', name: 'srv', cookie: COOKIE });
     generation = 42;
+    // The walk ended after the register left: its generation goes out at once, then with every heartbeat.
     link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(drain()).toEqual([{ type: 'heartbeat', catalog: 42 }]);
     vi.advanceTimersByTime(500);
     expect(drain()).toEqual([{ type: 'heartbeat', catalog: 42 }]);
     link.handle({ type: 'heartbeat-ack', known: true, heartbeatMs: 2_000 });
     vi.advanceTimersByTime(500); // the heartbeat already scheduled goes at the old interval
     vi.advanceTimersByTime(4_000);
-    expect(times('heartbeat')).toEqual([1_000, 3_000, 5_000]);
+    link.handle({ type: 'heartbeat-ack', known: true, heartbeatMs: 2_000 });
+    // A new generation is told at once.
+    generation = 43;
+    link.catalogChanged();
+    expect(drain().at(-1)).toEqual({ type: 'heartbeat', catalog: 43 });
+    expect(times('heartbeat')).toEqual([1_000, 3_000, 5_000, 5_000]);
   });
 });
 

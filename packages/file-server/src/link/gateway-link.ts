@@ -55,6 +55,8 @@ export class GatewayLink {
   private refusedBackoffMs = 0;
   /** Refusals since the last admission: only the first is logged. */
   private refusals = 0;
+  /** The catalogue generation the last register carried. */
+  private registeredCatalog: number | undefined;
 
   constructor(init: GatewayLinkInit) {
     this.init = init;
@@ -104,6 +106,8 @@ export class GatewayLink {
         this.refusedBackoffMs = 0;
         this.schedule(this.heartbeatMs, () => this.heartbeat());
         for (const resolve of this.registeredWaiters.splice(0)) resolve();
+        // The first walk may have ended after the register left: say its generation now.
+        if (this.init.catalog?.() !== this.registeredCatalog) this.heartbeat();
         return;
       case 'refused': {
         if (this.state !== 'register') return;
@@ -137,6 +141,14 @@ export class GatewayLink {
     }
   }
 
+  /**
+   * The catalogue has a new generation: tell the gateway now rather than at the next heartbeat (a
+   * large pool heartbeats every few seconds), so a file added is found within one walk.
+   */
+  catalogChanged(): void {
+    if (this.state === 'registered') this.heartbeat();
+  }
+
   /** Says goodbye when registered; stops all timers. */
   close(): void {
     if (this.state === 'registered') this.init.send({ type: 'leave' });
@@ -158,7 +170,10 @@ export class GatewayLink {
   /** Sends the current registration step and schedules its retry with exponential backoff. */
   private sendRegistration(): void {
     if (this.state === 'hello') this.init.send({ type: 'hello', name: this.init.name });
-    else if (this.state === 'register' && this.cookie) this.init.send({ type: 'register', name: this.init.name, cookie: this.cookie, ...this.catalogField() });
+    else if (this.state === 'register' && this.cookie) {
+      this.registeredCatalog = this.init.catalog?.();
+      this.init.send({ type: 'register', name: this.init.name, cookie: this.cookie, ...this.catalogField() });
+    }
     else return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, this.init.maxRetryMs ?? 2_000);
