@@ -138,7 +138,7 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
 }
 
 /** The fields of the gateway's stats line: a JSON log record, or (older builds) `name=value` pairs. */
-function statsFields(line: string): Record<string, string> {
+export function statsFields(line: string): Record<string, string> {
   const json = line.indexOf('{');
   if (json >= 0) {
     try {

@@ -11,5 +11,6 @@ import { loss } from './loss.js';
 import { cache } from './cache.js';
 import { openLoop } from './open-loop.js';
 import { accessLog } from './access-log.js';
+import { pools } from './pools.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, pools];
