@@ -180,7 +180,12 @@ describe('lookups and listings of a large pool', () => {
     const found = await lookup.lookup('common');
     expect(found).toMatchObject({ kind: 'file', file: { version: 'v1' } });
     expect(h.count('meta-request')).toBe(LOOKUP_HOLDERS);
-    if (found.kind === 'file') expect(found.file.servers).toHaveLength(LOOKUP_HOLDERS);
+    // Decided on the first two consistent answers; the other holders join as they answer.
+    if (found.kind === 'file') {
+      expect(found.file.servers.length).toBeGreaterThanOrEqual(2);
+      await settle();
+      expect(found.file.servers).toHaveLength(LOOKUP_HOLDERS);
+    }
     h.sent.clear();
     expect(await lookup.lookup('own7')).toMatchObject({ kind: 'file', file: { servers: [h.servers[7]!.key] } });
     expect(h.count('meta-request')).toBe(1);

@@ -72,6 +72,8 @@ export const LOOKUP_FAN_OUT = 256;
 
 /** Holders of a path asked in one lookup at most, when the index names more: half the fastest, half at random. */
 export const LOOKUP_HOLDERS = 8;
+/** Holders agreeing on a version that decide a lookup the index planned, without waiting for the rest. */
+const QUORUM = 2;
 /** Asks queued per event-loop turn: a lookup over thousands of servers never blocks the loop for long. */
 const ASKS_PER_TURN = 256;
 
@@ -134,18 +136,21 @@ export class FileLookup {
   }
 
   /** Whom to ask: every usable server, or (a large pool with an index) the likely holders and the unindexed. */
-  private candidates(path: string): { servers: PoolServer[]; byIndex: boolean } {
+  private candidates(path: string): { servers: PoolServer[]; byIndex: boolean; quorum: number } {
     const { pool, index } = this.init;
-    if (!index || pool.size < (this.init.indexFrom ?? 32)) return { servers: pool.usable().filter((server) => !pool.distrusts(server, path)), byIndex: false };
+    if (!index || pool.size < (this.init.indexFrom ?? 32)) return { servers: pool.usable().filter((server) => !pool.distrusts(server, path)), byIndex: false, quorum: 0 };
     const { holders, unindexed } = index.plan(path);
     const open = (server: PoolServer) => !server.draining && !pool.distrusts(server, path);
     const active = (server: PoolServer) => open(server) && server.state === 'active';
     const pick = (servers: PoolServer[]) => (servers.some(active) ? servers.filter(active) : servers.filter(open));
-    return { servers: [...chooseHolders(pick(holders), LOOKUP_HOLDERS), ...pick(unindexed)], byIndex: true };
+    const chosen = chooseHolders(pick(holders), LOOKUP_HOLDERS);
+    // Two holders agreeing decide (one when only one is asked), unless unindexed servers are asked too.
+    const others = pick(unindexed);
+    return { servers: [...chosen, ...others], byIndex: true, quorum: others.length === 0 ? Math.min(QUORUM, chosen.length) : 0 };
   }
 
   private ask(path: string): Promise<LookupResult> {
-    const { servers, byIndex } = this.candidates(path);
+    const { servers, byIndex, quorum } = this.candidates(path);
     if (servers.length === 0) {
       // The complete index says nobody holds it: a "none" without a datagram. Every indexed server
       // counts as having answered (news of a deletion, for the stale cache).
@@ -163,20 +168,38 @@ export class FileLookup {
       const stopAsking = new AbortController();
       // One listener per server asked (the queue's and ask's): a large pool is no leak.
       setMaxListeners(0, stopAsking.signal);
-      const decide = () => {
+      let chosen: LookupResult | undefined;
+      const decide = (stop = true) => {
         if (decided) return;
         decided = true;
         clearTimeout(grace);
-        if (waitingFor.size > 0) stopAsking.abort();
-        resolve(this.decide(path, answers));
+        if (stop && waitingFor.size > 0) stopAsking.abort();
+        chosen = this.decide(path, answers);
+        resolve(chosen);
       };
+      const versionKey = (meta: MetaPacket) => `${meta.version}|${meta.size}`;
       const askOne = (server: PoolServer) => {
         const asked = this.fanOut.add(() => this.askServer(server, path, startedAt, stopAsking.signal), { signal: stopAsking.signal });
         void asked.catch(() => undefined).then((answer) => {
           waitingFor.delete(server);
+          if (decided) {
+            // A holder answering after an early decision still joins the version it holds (for the
+            // lookups the answer is cached for), and is then no longer asked.
+            if (chosen?.kind === 'file' && answer && 'meta' in answer && answer.meta.kind === 'file' && versionKey(answer.meta) === `${chosen.file.version}|${chosen.file.size}`) {
+              if (!chosen.file.servers.includes(server.key)) chosen.file.servers.push(server.key);
+            }
+            return;
+          }
           if (answer) answers.push(answer);
           if (waitingFor.size === 0) return decide();
-          if (!answer || grace || decided) return;
+          if (!answer) return;
+          // The holders the index named agree: decide on the first consistent answers, without
+          // waiting out the slowest of them (the others may still join, above).
+          if (quorum > 0 && 'meta' in answer && answer.meta.kind === 'file') {
+            const key = versionKey(answer.meta);
+            if (answers.filter((other) => 'meta' in other && other.meta.kind === 'file' && versionKey(other.meta) === key).length >= quorum) return decide(false);
+          }
+          if (grace) return;
           let rtoMs = 0;
           for (const other of waitingFor) rtoMs = Math.max(rtoMs, other.rtt.rtoMs);
           grace = setTimeout(decide, Math.max(graceMs, this.now() - startedAt, 2 * rtoMs));
