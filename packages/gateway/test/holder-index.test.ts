@@ -18,7 +18,7 @@ interface Harness {
   index: HolderIndex;
   servers: PoolServer[];
   /** What each server holds, by key; a server whose `generation` is undefined keeps no catalogue. */
-  holdings: Map<string, { files: Files; generation: number; complete: boolean; pageSize: number }>;
+  holdings: Map<string, { files: Files; generation: number; complete: boolean; pageSize: number; delayMs?: number }>;
   sent: Map<string, Packet[]>;
   count(type: Packet['type'], server?: PoolServer): number;
 }
@@ -69,7 +69,7 @@ function start(serverCount: number, init: { retryMs?: number } = {}): Harness {
     transmit: (server, packet) => {
       sent.set(server.key, [...(sent.get(server.key) ?? []), packet]);
       const reply = answer(server, packet);
-      if (reply && 'requestId' in reply) setTimeout(() => tracker.onAnswer(reply as Packet & { requestId: number }, server.key), 1);
+      if (reply && 'requestId' in reply) setTimeout(() => tracker.onAnswer(reply as Packet & { requestId: number }, server.key), packet.type === 'meta-request' ? (holdings.get(server.key)?.delayMs ?? 1) : 1);
     },
   });
   const index = new HolderIndex({ pool, tracker, logger: silentLogger, ...init });
@@ -200,6 +200,25 @@ describe('lookups and listings of a large pool', () => {
     h.sent.clear();
     expect(await lookup.lookup('nowhere')).toMatchObject({ kind: 'file', file: { version: 'v9', servers: [late.key] } });
     expect(h.count('meta-request')).toBe(1);
+  });
+
+  it('decide on the first two holders that agree, not waiting for the slow ones', async () => {
+    const h = start(40, {});
+    for (const server of h.servers) hold(h, server, { common: 'f' });
+    await settle(60);
+    // Two fast holders, the rest slow (2 s): without deciding on two agreeing answers, the lookup
+    // would wait out its grace (1 s here) for the slow ones.
+    h.servers.forEach((server, i) => {
+      h.holdings.get(server.key)!.delayMs = i < 2 ? 1 : 2_000;
+      server.rtt.sample(i < 2 ? 1 : 500);
+    });
+    const lookup = new FileLookup({ pool: h.pool, tracker: h.tracker, logger: silentLogger, chunkSize: 1_024, index: h.index, cacheMs: 0, graceMs: 1_000 });
+    const startedAt = performance.now();
+    const found = await lookup.lookup('common');
+    const tookMs = performance.now() - startedAt;
+    expect(found.kind).toBe('file');
+    expect(tookMs).toBeLessThan(500);
+    if (found.kind === 'file') expect(found.file.servers.length).toBeGreaterThanOrEqual(2);
   });
 
   it('asks every server when the pool is below indexFrom', async () => {
