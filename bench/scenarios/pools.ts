@@ -1,7 +1,7 @@
 /**
  * Large pools (docs/POOLS.md): one gateway and N simulated file servers (library instances, 250 per
  * child process, all serving the bench files' directory), N = 3, 100, 1,000 and 10,000 (--quick
- * leaves out 10,000), plus 1,000 with the holder index off (--index-from above N: every lookup
+ * leaves out 10,000; BENCH_POOL_SIZES=3,10000 picks sizes), plus 1,000 with the holder index off (--index-from above N: every lookup
  * asks every server, as before the index). Registration time, the gateway's idle CPU and RSS, time
  * to first byte of a small file (first request, then median and p99 with --meta-cache 0 so that
  * every request is a lookup), a 404, the union listing `GET /`, and one large download.
@@ -35,14 +35,17 @@ export const pools: Scenario = {
     const small = await ctx.files.ensure('4 KiB');
     const bigSize: SizeName = ctx.quick ? '64 MiB' : '256 MiB';
     const big = await ctx.files.ensure(bigSize);
-    const cases: PoolCase[] = [
+    const all: PoolCase[] = [
       { servers: 3, index: true },
       { servers: 100, index: true },
       { servers: 1_000, index: true },
       { servers: 1_000, index: false },
       ...(ctx.quick ? [] : [{ servers: 10_000, index: true }]),
     ];
-    ctx.note(`${SERVERS_PER_CHILD} file servers per child process, all serving the bench files; gateway with --meta-cache 0 --cache-size 0, so every request is a lookup and a fetch`);
+    // BENCH_POOL_SIZES=3,10000 runs only those sizes (with the index).
+    const only = process.env.BENCH_POOL_SIZES?.split(',').map(Number);
+    const cases = only ? only.map((servers) => ({ servers, index: true })) : all;
+    ctx.note(`${SERVERS_PER_CHILD} file servers per child process, all serving the bench files and walking them every 60 s; gateway with --meta-cache 0 --cache-size 0, so every request is a lookup and a fetch`);
     ctx.note(`ttfb: the first request of the ${small} file, then the median and p99 of ${ctx.quick ? 20 : 40} more; 404: a path nobody holds; GET /: the union listing`);
     if (ctx.quick) ctx.note('--quick leaves out 10,000 servers (about 2 minutes and 3 GB of memory for 40 child processes)');
     await ctx.stopSharedHttpgw();

@@ -120,6 +120,18 @@ describe('HolderIndex', () => {
     expect(h.index.stats()).toMatchObject({ indexed: 50, catalogues: 1, entries: 25, fetches: 1 });
   });
 
+  it('draws a sample of the holders of a path held by many, each once', async () => {
+    const h = start(200);
+    for (const server of h.servers) hold(h, server, { x: 'f' });
+    await settle(60);
+    const { holders } = h.index.plan('x', 16);
+    expect(new Set(holders).size).toBe(16);
+    expect(h.index.plan('x').holders).toHaveLength(200);
+    // After servers leave, the sample is drawn from those left.
+    for (const server of h.servers.slice(0, 190)) h.pool.remove(server, 'left', 'test');
+    expect(keys(h.index.plan('x', 16).holders)).toEqual(keys(h.servers.slice(190)));
+  });
+
   it('forgets what a server held when it names a new generation, and drops catalogues nobody names', async () => {
     const h = start(2);
     const [a, b] = h.servers as [PoolServer, PoolServer];

@@ -72,6 +72,8 @@ export const LOOKUP_FAN_OUT = 256;
 
 /** Holders of a path asked in one lookup at most, when the index names more: half the fastest, half at random. */
 export const LOOKUP_HOLDERS = 8;
+/** Holders drawn at random from a path's many holders before choosing LOOKUP_HOLDERS of them (by RTT and at random). */
+const HOLDER_SAMPLE = 64;
 /** Holders agreeing on a version that decide a lookup the index planned, without waiting for the rest. */
 const QUORUM = 2;
 /** Asks queued per event-loop turn: a lookup over thousands of servers never blocks the loop for long. */
@@ -139,8 +141,10 @@ export class FileLookup {
   private candidates(path: string): { servers: PoolServer[]; byIndex: boolean; quorum: number } {
     const { pool, index } = this.init;
     if (!index || pool.size < (this.init.indexFrom ?? 32)) return { servers: pool.usable().filter((server) => !pool.distrusts(server, path)), byIndex: false, quorum: 0 };
-    const { holders, unindexed } = index.plan(path);
     const open = (server: PoolServer) => !server.draining && !pool.distrusts(server, path);
+    let { holders, unindexed } = index.plan(path, HOLDER_SAMPLE);
+    // A sample of only draining or distrusted holders says nothing of the others: look at them all.
+    if (!holders.some(open)) ({ holders, unindexed } = index.plan(path));
     const active = (server: PoolServer) => open(server) && server.state === 'active';
     const pick = (servers: PoolServer[]) => (servers.some(active) ? servers.filter(active) : servers.filter(open));
     const chosen = chooseHolders(pick(holders), LOOKUP_HOLDERS);
@@ -174,6 +178,8 @@ export class FileLookup {
         decided = true;
         clearTimeout(grace);
         if (stop && waitingFor.size > 0) stopAsking.abort();
+        // Decided early: the other holders get a second to join, then their asks stop too.
+        else if (waitingFor.size > 0) setTimeout(() => stopAsking.abort(), 1_000).unref();
         chosen = this.decide(path, answers);
         resolve(chosen);
       };

@@ -28,7 +28,7 @@ interface Catalogue {
   generation: number;
   entries: Map<string, CatalogEntry>;
   /** Keys of the indexed servers whose catalogue this is. */
-  servers: Set<string>;
+  servers: KeyList;
   /** Children of each directory, as listing entries, built on the first listing. */
   children?: Map<string, ListEntry[]>;
 }
@@ -126,14 +126,35 @@ export class HolderIndex {
     });
   }
 
-  /** Whom to ask about `path`: its indexed holders, and the servers that are not indexed. */
-  plan(path: string): HolderPlan {
-    const holders: PoolServer[] = [];
-    for (const catalogue of this.byPath.get(path) ?? []) {
-      for (const key of catalogue.servers) {
-        const server = this.init.pool.get(key);
-        if (server) holders.push(server);
+  /**
+   * Whom to ask about `path`: its indexed holders (all of them, or `sample` drawn at random when
+   * there are more, so that a file held by 10,000 servers costs as much as one held by `sample`),
+   * and the servers that are not indexed.
+   */
+  plan(path: string, sample = Number.POSITIVE_INFINITY, random: () => number = Math.random): HolderPlan {
+    const catalogues = [...(this.byPath.get(path) ?? [])];
+    const total = catalogues.reduce((sum, catalogue) => sum + catalogue.servers.size, 0);
+    const keys: string[] = [];
+    if (total <= sample) {
+      for (const catalogue of catalogues) keys.push(...catalogue.servers);
+    } else {
+      const drawn = new Set<string>();
+      for (let tries = 0; drawn.size < sample && tries < 4 * sample; tries++) {
+        let at = Math.floor(random() * total);
+        for (const catalogue of catalogues) {
+          if (at < catalogue.servers.size) {
+            drawn.add(catalogue.servers.at(at));
+            break;
+          }
+          at -= catalogue.servers.size;
+        }
       }
+      keys.push(...drawn);
+    }
+    const holders: PoolServer[] = [];
+    for (const key of keys) {
+      const server = this.init.pool.get(key);
+      if (server) holders.push(server);
     }
     return { holders, unindexed: this.unindexedServers() };
   }
@@ -223,7 +244,7 @@ export class HolderIndex {
       if (answer.next <= cursor) return failed('the cursor did not move on');
       cursor = answer.next;
     }
-    return { generation, entries, servers: new Set() };
+    return { generation, entries, servers: new KeyList() };
   }
 
   /** The catalogue of this generation in the index: `catalogue` entered now, or the copy already there. */
@@ -307,4 +328,39 @@ function childrenOf(entries: Map<string, CatalogEntry>): Map<string, ListEntry[]
     list.push({ name: path.slice(slash + 1), kind: kind === 'f' ? 'file' : 'directory', size, mtimeMs });
   }
   return children;
+}
+
+/** Server keys with O(1) add, delete and access by position (for drawing holders at random). */
+class KeyList implements Iterable<string> {
+  private readonly keys: string[] = [];
+  private readonly positions = new Map<string, number>();
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  at(index: number): string {
+    return this.keys[index]!;
+  }
+
+  add(key: string): void {
+    if (this.positions.has(key)) return;
+    this.positions.set(key, this.keys.length);
+    this.keys.push(key);
+  }
+
+  delete(key: string): void {
+    const position = this.positions.get(key);
+    if (position === undefined) return;
+    const last = this.keys.pop()!;
+    this.positions.delete(key);
+    if (last !== key) {
+      this.keys[position] = last;
+      this.positions.set(last, position);
+    }
+  }
+
+  [Symbol.iterator](): Iterator<string> {
+    return this.keys[Symbol.iterator]();
+  }
 }
