@@ -200,8 +200,8 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     throw error;
   });
   tracker = new RequestTracker({ pool, transmit: (server, packet) => udp.send(packet, server.address, server.port) });
-  const index = new HolderIndex({ pool, tracker, logger: logger.child('index'), maxDatagramSize });
   const indexFrom = init.indexFrom ?? 32;
+  const index = new HolderIndex({ pool, tracker, logger: logger.child('index'), maxDatagramSize, activeFrom: indexFrom });
   registrar = new Registrar({
     pool,
     logger: logger.child('registrar'),

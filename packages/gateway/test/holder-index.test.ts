@@ -35,7 +35,7 @@ function catalogueOf(files: Files): CatalogEntry[] {
   return [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, { kind }]) => [path, kind, kind === 'f' ? 10 : 0, 1_000]);
 }
 
-function start(serverCount: number, init: { retryMs?: number } = {}): Harness {
+function start(serverCount: number, init: { retryMs?: number; activeFrom?: number } = {}): Harness {
   const pool = new ServerPool({ heartbeatMs: 3_600_000, maxServers: 100_000, rtt: { initialRtoMs: 50, minRtoMs: 20, granularityMs: 1 } });
   const holdings: Harness['holdings'] = new Map();
   const sent = new Map<string, Packet[]>();
@@ -118,6 +118,18 @@ describe('HolderIndex', () => {
     expect(h.count('catalog-request')).toBe(3); // 25 entries in pages of 10, from one server
     expect(h.index.plan('f24').holders).toHaveLength(50);
     expect(h.index.stats()).toMatchObject({ indexed: 50, catalogues: 1, entries: 25, fetches: 1 });
+  });
+
+  it('only notes generations while the pool is below activeFrom, and fetches them once it grows to it', async () => {
+    const h = start(3, { activeFrom: 4 });
+    for (const server of h.servers) hold(h, server, { x: 'f' });
+    await settle();
+    expect(h.count('catalog-request')).toBe(0);
+    expect(h.index.stats().indexed).toBe(0);
+    h.pool.admit('127.0.0.1', 20_001, 'fourth');
+    await settle();
+    expect(h.count('catalog-request')).toBe(1);
+    expect(h.index.plan('x').holders).toHaveLength(3);
   });
 
   it('draws a sample of the holders of a path held by many, each once', async () => {

@@ -17,6 +17,11 @@ export interface HolderIndexInit {
   maxEntries?: number;
   /** A catalogue whose fetch failed is tried again after this long at the earliest (default 30 s). */
   retryMs?: number;
+  /**
+   * Pool size from which catalogues are fetched at all (default 0: always). A smaller pool is asked
+   * whole by lookups: its servers' generations are only noted, and fetched once the pool grows.
+   */
+  activeFrom?: number;
   now?: () => number;
 }
 
@@ -99,6 +104,13 @@ export class HolderIndex {
     init.pool.added.add((server) => {
       this.unindexedKeys.add(server.key);
       this.indexedKeysCache = undefined;
+      // The pool just grew to the size where the index is used: fetch what was only noted so far.
+      if (init.pool.size === (init.activeFrom ?? 0)) {
+        for (const [key, state] of this.servers) {
+          const noted = init.pool.get(key);
+          if (noted && !state.catalogue) this.fetchFor(noted, state.announced);
+        }
+      }
     });
     init.pool.removed.add((server) => this.forgetServer(server.key));
   }
@@ -116,6 +128,12 @@ export class HolderIndex {
     } else {
       this.servers.set(server.key, { announced: generation });
     }
+    if (this.init.pool.size < (this.init.activeFrom ?? 0)) return;
+    this.fetchFor(server, generation);
+  }
+
+  /** Attaches the catalogue of `generation` to `server`: the copy held, or one fetched now. */
+  private fetchFor(server: PoolServer, generation: number): void {
     const shared = this.catalogues.get(generation);
     if (shared) return this.attach(server.key, shared);
     void this.fetchGeneration(server, generation).then((catalogue) => {
