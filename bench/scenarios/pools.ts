@@ -16,7 +16,8 @@ import { errorText, requireHttpgw } from './common.js';
 
 const GATEWAY_BIN = join(REPO_ROOT, 'packages/gateway/bin/httpgw.js');
 const CHILD = join(REPO_ROOT, 'bench/pool-servers.mjs');
-const SERVERS_PER_CHILD = 250;
+/** Simulated servers per child process (BENCH_POOL_PER_CHILD overrides). */
+const SERVERS_PER_CHILD = Number(process.env.BENCH_POOL_PER_CHILD ?? 250);
 const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
 
 interface PoolCase {

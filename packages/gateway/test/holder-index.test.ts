@@ -18,7 +18,7 @@ interface Harness {
   index: HolderIndex;
   servers: PoolServer[];
   /** What each server holds, by key; a server whose `generation` is undefined keeps no catalogue. */
-  holdings: Map<string, { files: Files; generation: number; complete: boolean; pageSize: number; delayMs?: number }>;
+  holdings: Map<string, { files: Files; generation: number; complete: boolean; pageSize: number; delayMs?: number; silent?: boolean }>;
   sent: Map<string, Packet[]>;
   count(type: Packet['type'], server?: PoolServer): number;
 }
@@ -36,12 +36,12 @@ function catalogueOf(files: Files): CatalogEntry[] {
 }
 
 function start(serverCount: number, init: { retryMs?: number; activeFrom?: number } = {}): Harness {
-  const pool = new ServerPool({ heartbeatMs: 3_600_000, maxServers: 100_000, rtt: { initialRtoMs: 50, minRtoMs: 20, granularityMs: 1 } });
+  const pool = new ServerPool({ heartbeatMs: 3_600_000, maxServers: 100_000, rtt: { initialRtoMs: 50, minRtoMs: 20, maxRtoMs: 100, granularityMs: 1 } });
   const holdings: Harness['holdings'] = new Map();
   const sent = new Map<string, Packet[]>();
   const answer = (server: PoolServer, request: Packet): Packet | undefined => {
     const held = holdings.get(server.key);
-    if (!held || !('requestId' in request)) return undefined;
+    if (!held || held.silent || !('requestId' in request)) return undefined;
     const { requestId } = request;
     if (request.type === 'catalog-request') {
       const entries = catalogueOf(held.files);
@@ -178,6 +178,21 @@ describe('HolderIndex', () => {
     await settle();
     expect(h.count('catalog-request', a)).toBe(2);
     expect(keys(h.index.plan('x').holders)).toEqual(keys([a, b]));
+  });
+
+  it('fetches a shared catalogue from another server naming it when the first one is silent', async () => {
+    const h = start(3);
+    const [silent, b, c] = h.servers as [PoolServer, PoolServer, PoolServer];
+    // It names generation 9 first, but answers nothing.
+    h.holdings.set(silent.key, { files: new Map(), generation: 9, complete: true, pageSize: 100, silent: true });
+    h.index.noteGeneration(silent, 9);
+    hold(h, b, { x: 'f' }, { generation: 9 });
+    hold(h, c, { x: 'f' }, { generation: 9 });
+    for (let waited = 0; h.index.stats().indexed < 3 && waited < 5_000; waited += 20) await settle(20);
+    expect(h.index.stats()).toMatchObject({ indexed: 3, fetches: 2 });
+    expect(h.count('catalog-request', silent)).toBeGreaterThanOrEqual(1);
+    expect(h.count('catalog-request', b) + h.count('catalog-request', c)).toBe(1);
+    expect(keys(h.index.plan('x').holders)).toEqual(keys([silent, b, c]));
   });
 
   it('lists a directory from the distinct catalogues that have it', async () => {

@@ -67,6 +67,8 @@ export interface HolderIndexStats {
 }
 
 const BUSY_RETRIES = 3;
+/** Servers naming one generation its catalogue is asked of before the fetch counts as failed. */
+const FETCH_ATTEMPTS = 3;
 
 /**
  * What each server holds: path → the servers whose catalogue lists it, learned from the catalogues
@@ -232,15 +234,46 @@ export class HolderIndex {
   private fetchGeneration(server: PoolServer, generation: number): Promise<Catalogue | undefined> {
     let pending = this.fetching.get(generation);
     if (!pending) {
-      pending = this.queue.add(() => this.fetchFrom(server, generation)).then((catalogue) => catalogue ?? undefined);
+      pending = this.fetchFromAny(server, generation);
       this.fetching.set(generation, pending);
       void pending.finally(() => this.fetching.delete(generation));
     }
     return pending;
   }
 
-  /** Every page of `server`'s catalogue; undefined when it is incomplete, changed meanwhile, too large, or the server fell silent. */
-  private async fetchFrom(server: PoolServer, generation: number): Promise<Catalogue | undefined> {
+  /**
+   * The catalogue of `generation` from `first`, or, when it cannot give it (silent, gone), from up to
+   * two other servers naming the same generation: one server's trouble must not leave the thousands
+   * that share its catalogue unindexed until the retry.
+   */
+  private async fetchFromAny(first: PoolServer, generation: number): Promise<Catalogue | undefined> {
+    const tried = new Set<string>();
+    for (let server: PoolServer | undefined = first; server && tried.size < FETCH_ATTEMPTS; server = this.anotherNaming(generation, tried)) {
+      tried.add(server.key);
+      const from: PoolServer = server;
+      const outcome = await this.queue.add(() => this.fetchFrom(from, generation));
+      if (outcome === 'incomplete') return undefined;
+      if (outcome) return outcome;
+    }
+    return undefined;
+  }
+
+  /** A server in the pool that named `generation` and is not in `tried` (a scan: only after a failed fetch). */
+  private anotherNaming(generation: number, tried: ReadonlySet<string>): PoolServer | undefined {
+    for (const [key, state] of this.servers) {
+      if (state.announced !== generation || tried.has(key)) continue;
+      const server = this.init.pool.get(key);
+      if (server) return server;
+    }
+    return undefined;
+  }
+
+  /**
+   * Every page of `server`'s catalogue: `incomplete` when the catalogue is incomplete or would
+   * overfill the index (another server naming it would do no better), undefined when it changed
+   * meanwhile or the server fell silent.
+   */
+  private async fetchFrom(server: PoolServer, generation: number): Promise<Catalogue | 'incomplete' | undefined> {
     if (this.init.pool.get(server.key) !== server) return undefined;
     this.counters.fetches++;
     const entries = new Map<string, CatalogEntry>();
@@ -255,9 +288,15 @@ export class HolderIndex {
       };
       if (answer?.type !== 'catalog') return failed(answer ? `answered ${answer.type}` : 'no answer');
       if (answer.generation !== generation) return failed(`changed to ${answer.generation} meanwhile`);
-      if (!answer.complete) return failed('incomplete');
+      if (!answer.complete) {
+        failed('incomplete');
+        return 'incomplete';
+      }
       for (const entry of answer.entries) if (isIndexable(entry[0])) entries.set(entry[0], entry);
-      if (entries.size > budget) return failed('the index is full');
+      if (entries.size > budget) {
+        failed('the index is full');
+        return 'incomplete';
+      }
       if (answer.next === -1) break;
       if (answer.next <= cursor) return failed('the cursor did not move on');
       cursor = answer.next;
