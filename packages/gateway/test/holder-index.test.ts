@@ -160,24 +160,41 @@ describe('HolderIndex', () => {
     expect(h.index.stats()).toMatchObject({ catalogues: 2, entries: 2 });
   });
 
-  it('keeps a server with an incomplete catalogue, or one that does not answer, unindexed, and asks again only after retryMs', async () => {
-    const h = start(2, { retryMs: 200 });
+  it('keeps a server with an incomplete catalogue unindexed until its generation changes', async () => {
+    const h = start(2, { retryMs: 100 });
     const [a, b] = h.servers as [PoolServer, PoolServer];
     const generation = hold(h, a, { x: 'f' }, { complete: false, generation: 77 });
     hold(h, b, { x: 'f' });
     await settle();
     expect(h.index.plan('x')).toEqual({ holders: [b], unindexed: [a] });
     expect(h.index.stats().fetchFailures).toBe(1);
-    // Heartbeats naming the same generation do not fetch it again before retryMs.
+    // Heartbeats naming the same generation do not fetch it again, even after retryMs.
+    await settle(150);
     h.index.noteGeneration(a, generation);
     await settle();
     expect(h.count('catalog-request', a)).toBe(1);
-    await settle(200);
-    h.holdings.get(a.key)!.complete = true;
-    h.index.noteGeneration(a, generation);
+    hold(h, a, { x: 'f' }, { generation: 78 });
     await settle();
     expect(h.count('catalog-request', a)).toBe(2);
     expect(keys(h.index.plan('x').holders)).toEqual(keys([a, b]));
+  });
+
+  it('asks a silent server for its catalogue again after retryMs', async () => {
+    const h = start(32, { retryMs: 200 });
+    const [a] = h.servers as [PoolServer];
+    h.holdings.set(a.key, { files: new Map([['x', { kind: 'f' }]]), generation: 5, complete: true, pageSize: 100, silent: true });
+    h.index.noteGeneration(a, 5);
+    for (let waited = 0; h.index.stats().fetchFailures === 0 && waited < 5_000; waited += 20) await settle(20);
+    const asked = h.count('catalog-request', a);
+    h.holdings.get(a.key)!.silent = false;
+    h.index.noteGeneration(a, 5); // a heartbeat before retryMs: nothing
+    await settle();
+    expect(h.count('catalog-request', a)).toBe(asked);
+    await settle(200);
+    h.index.noteGeneration(a, 5);
+    await settle();
+    expect(h.count('catalog-request', a)).toBe(asked + 1);
+    expect(h.index.plan('x').holders).toEqual([a]);
   });
 
   it('fetches a shared catalogue from another server naming it when the first one is silent', async () => {

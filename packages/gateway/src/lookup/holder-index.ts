@@ -43,7 +43,7 @@ interface ServerState {
   announced: number;
   /** Its catalogue, when fetched, complete and of the announced generation. */
   catalogue?: Catalogue;
-  /** When a fetch of the announced generation failed (it is not asked again before retryMs). */
+  /** When a fetch of the announced generation failed (it is not asked again before retryMs; never, when it was incomplete). */
   failedAt?: number;
 }
 
@@ -91,7 +91,7 @@ export class HolderIndex {
   /** Keys of pool servers without a current complete catalogue. */
   private readonly unindexedKeys = new Set<string>();
   /** Fetches of one generation in progress, shared by every server naming it meanwhile. */
-  private readonly fetching = new Map<number, Promise<Catalogue | undefined>>();
+  private readonly fetching = new Map<number, Promise<Catalogue | 'incomplete' | undefined>>();
   private readonly queue: PQueue;
   private entryCount = 0;
   private indexedKeysCache: string[] | undefined;
@@ -141,7 +141,8 @@ export class HolderIndex {
     void this.fetchGeneration(server, generation).then((catalogue) => {
       const current = this.servers.get(server.key);
       if (!current || current.announced !== generation || current.catalogue) return;
-      if (catalogue) this.attach(server.key, catalogue);
+      if (catalogue === 'incomplete') current.failedAt = Number.POSITIVE_INFINITY; // not asked again until it changes
+      else if (catalogue) this.attach(server.key, catalogue);
       else current.failedAt = this.now();
     });
   }
@@ -231,7 +232,7 @@ export class HolderIndex {
     this.queue.clear();
   }
 
-  private fetchGeneration(server: PoolServer, generation: number): Promise<Catalogue | undefined> {
+  private fetchGeneration(server: PoolServer, generation: number): Promise<Catalogue | 'incomplete' | undefined> {
     let pending = this.fetching.get(generation);
     if (!pending) {
       pending = this.fetchFromAny(server, generation);
@@ -246,13 +247,12 @@ export class HolderIndex {
    * two other servers naming the same generation: one server's trouble must not leave the thousands
    * that share its catalogue unindexed until the retry.
    */
-  private async fetchFromAny(first: PoolServer, generation: number): Promise<Catalogue | undefined> {
+  private async fetchFromAny(first: PoolServer, generation: number): Promise<Catalogue | 'incomplete' | undefined> {
     const tried = new Set<string>();
     for (let server: PoolServer | undefined = first; server && tried.size < FETCH_ATTEMPTS; server = this.anotherNaming(generation, tried)) {
       tried.add(server.key);
       const from: PoolServer = server;
       const outcome = await this.queue.add(() => this.fetchFrom(from, generation));
-      if (outcome === 'incomplete') return undefined;
       if (outcome) return outcome;
     }
     return undefined;
