@@ -22,6 +22,8 @@ const CHILD = join(REPO_ROOT, 'bench/pool-servers.mjs');
  * the bench machine's cores (with 40, the servers' own scheduling doubled the gateway's ttfb).
  */
 const perChild = (servers: number) => Number(process.env.BENCH_POOL_PER_CHILD ?? (servers > 2_500 ? 1_000 : 250));
+/** The gateway's default --index-from. */
+const INDEX_FROM = 32;
 const LISTENING = /listening http=([\d.]+):(\d+) udp=([\d.]+):(\d+)/;
 
 interface PoolCase {
@@ -84,7 +86,7 @@ async function runCase(ctx: BenchContext, kase: PoolCase, small: string, big: st
     '0',
     '--no-access-log',
     '--index-from',
-    String(kase.index ? 32 : kase.servers + 1),
+    String(kase.index ? INDEX_FROM : kase.servers + 1),
   ], { cwd: REPO_ROOT });
   const children: ManagedProcess[] = [];
   try {
@@ -115,7 +117,8 @@ async function runCase(ctx: BenchContext, kase: PoolCase, small: string, big: st
     record('registration', 'time', 's', 'lower', [registeredS]);
 
     // Every catalogue in the index (their first walks end within a second; a heartbeat tells it).
-    if (kase.index) {
+    // A pool below --index-from (32) keeps no index: every server is asked.
+    if (kase.index && kase.servers >= INDEX_FROM) {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
         const s = await stats();

@@ -277,6 +277,22 @@ describe('lookups and listings of a large pool', () => {
     if (found.kind === 'file') expect(found.file.servers.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('ask the holders that decided a path last again first', async () => {
+    const h = start(60);
+    for (const server of h.servers) hold(h, server, { common: 'f' });
+    await settle(60);
+    const lookup = new FileLookup({ pool: h.pool, tracker: h.tracker, logger: silentLogger, chunkSize: 1_024, index: h.index, cacheMs: 0 });
+    const first = await lookup.lookup('common');
+    if (first.kind !== 'file') throw new Error('not found');
+    const deciders = first.file.servers.slice(0, 2);
+    for (let round = 0; round < 5; round++) {
+      await settle(20);
+      h.sent.clear();
+      await lookup.lookup('common');
+      for (const key of deciders) expect(h.sent.get(key)?.some((packet) => packet.type === 'meta-request'), key).toBe(true);
+    }
+  });
+
   it('asks every server when the pool is below indexFrom', async () => {
     const h = start(10);
     for (const server of h.servers) hold(h, server, { common: 'f' });

@@ -74,6 +74,8 @@ export const LOOKUP_FAN_OUT = 256;
 export const LOOKUP_HOLDERS = 8;
 /** Holders drawn at random from a path's many holders before choosing LOOKUP_HOLDERS of them (by RTT and at random). */
 const HOLDER_SAMPLE = 64;
+/** Holders of a path's last decided version asked first by the next lookup of it. */
+const RECENT_HOLDERS = 2;
 /** Holders agreeing on a version that decide a lookup the index planned, without waiting for the rest. */
 const QUORUM = 2;
 /** Asks queued per event-loop turn: a lookup over thousands of servers never blocks the loop for long. */
@@ -94,6 +96,8 @@ export class FileLookup {
   private readonly init: FileLookupInit;
   private readonly now: () => number;
   private readonly fanOut = new PQueue({ concurrency: LOOKUP_FAN_OUT });
+  /** Per path, the holders of the version decided last (a few): asked first next time. */
+  private readonly recentHolders = new LRUCache<string, string[]>({ max: 10_000 });
 
   constructor(init: FileLookupInit) {
     this.init = init;
@@ -147,10 +151,17 @@ export class FileLookup {
     if (!holders.some(open)) ({ holders, unindexed } = index.plan(path));
     const active = (server: PoolServer) => open(server) && server.state === 'active';
     const pick = (servers: PoolServer[]) => (servers.some(active) ? servers.filter(active) : servers.filter(open));
-    const chosen = chooseHolders(pick(holders), LOOKUP_HOLDERS);
+    // The holders that served this path last come first (their handles and digests are warm, as
+    // the transfers' affinity keeps them), then a choice among the others.
+    const recent = (this.recentHolders.get(path) ?? []).flatMap((key) => {
+      const server = pool.get(key);
+      return server && active(server) && index.holds(key, path) ? [server] : [];
+    });
+    const others = recent.length > 0 ? pick(holders).filter((server) => !recent.includes(server)) : pick(holders);
+    const chosen = [...recent, ...chooseHolders(others, LOOKUP_HOLDERS - recent.length)];
     // Two holders agreeing decide (one when only one is asked), unless unindexed servers are asked too.
-    const others = pick(unindexed);
-    return { servers: [...chosen, ...others], byIndex: true, quorum: others.length === 0 ? Math.min(QUORUM, chosen.length) : 0 };
+    const unindexedAsked = pick(unindexed);
+    return { servers: [...chosen, ...unindexedAsked], byIndex: true, quorum: unindexedAsked.length === 0 ? Math.min(QUORUM, chosen.length) : 0 };
   }
 
   private ask(path: string): Promise<LookupResult> {
@@ -250,6 +261,7 @@ export class FileLookup {
     const files = metas.filter(({ meta }) => meta.kind === 'file');
     if (files.length > 0) {
       const file = this.chooseVersion(path, files);
+      this.recentHolders.set(path, file.servers.slice(0, RECENT_HOLDERS));
       this.init.onVersion?.(file);
       return { kind: 'file', file };
     }

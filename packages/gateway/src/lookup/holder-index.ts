@@ -180,6 +180,11 @@ export class HolderIndex {
     return { holders, unindexed: this.unindexedServers() };
   }
 
+  /** Whether `key`'s current catalogue lists `path`. */
+  holds(key: string, path: string): boolean {
+    return this.servers.get(key)?.catalogue?.entries.has(path) ?? false;
+  }
+
   /** Keys of every indexed server (each of them would have listed the path it was asked about). */
   indexedKeys(): readonly string[] {
     this.indexedKeysCache ??= [...this.servers.entries()].flatMap(([key, state]) => (state.catalogue ? [key] : []));
