@@ -54,7 +54,7 @@ export const pools: Scenario = {
     const cases = only ? only.map((servers) => ({ servers, index: true })) : all;
     ctx.note(`${perChild(1_000)} file servers per child process (${perChild(10_000)} beyond 2,500), all serving the bench files and walking them every 60 s; gateway with --meta-cache 0 --cache-size 0, so every request is a lookup and a fetch`);
     ctx.note(`ttfb: the first request of the ${small} file, then the median and p99 of ${ctx.quick ? 20 : 40} more; 404: a path nobody holds; GET /: the union listing`);
-    if (ctx.quick) ctx.note('--quick leaves out 10,000 servers (about 2 minutes and 1.5 GB of memory for 10 child processes)');
+    if (ctx.quick) ctx.note('--quick leaves out 10,000 servers (about a minute and 1.5 GB of memory for 10 child processes)');
     await ctx.stopSharedHttpgw();
     for (const kase of cases) {
       try {
