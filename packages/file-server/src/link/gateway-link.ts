@@ -107,7 +107,7 @@ export class GatewayLink {
         this.schedule(this.heartbeatMs, () => this.heartbeat());
         for (const resolve of this.registeredWaiters.splice(0)) resolve();
         // The first walk may have ended after the register left: say its generation now.
-        if (this.init.catalog?.() !== this.registeredCatalog) this.heartbeat();
+        if (this.init.catalog?.() !== this.registeredCatalog) this.announceCatalog();
         return;
       case 'refused': {
         if (this.state !== 'register') return;
@@ -146,7 +146,15 @@ export class GatewayLink {
    * large pool heartbeats every few seconds), so a file added is found within one walk.
    */
   catalogChanged(): void {
-    if (this.state === 'registered') this.heartbeat();
+    this.announceCatalog();
+  }
+
+  /**
+   * One heartbeat out of turn carrying the generation: it leaves the schedule, and the count of
+   * heartbeats waiting for their ack, as they are (the ack it brings resets that count as any does).
+   */
+  private announceCatalog(): void {
+    if (this.state === 'registered') this.init.send({ type: 'heartbeat', ...this.catalogField() });
   }
 
   /** Says goodbye when registered; stops all timers. */
