@@ -195,7 +195,7 @@ async function statsOf(gateway: ManagedProcess): Promise<Record<string, string>>
 }
 
 /** The fields of the gateway's stats line: a JSON log record, or (older builds) `name=value` pairs. */
-function statsFields(line: string): Record<string, string> {
+export function statsFields(line: string): Record<string, string> {
   const json = line.indexOf('{');
   if (json >= 0) {
     try {

@@ -67,7 +67,7 @@ function table(header: string[], rows: string[][]): string {
 export function renderScenario(outcome: ScenarioOutcome, ms: readonly Measurement[]): string {
   const out: string[] = [`### ${outcome.title} (\`${outcome.name}\`)`, ''];
   if (ms.length > 0) {
-    const targets = [...new Set(ms.map((m) => m.target))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    const targets = [...new Set(ms.map((m) => m.target))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b, 'en', { numeric: true }));
     const peers = targets.filter((t) => t !== GATEWAY);
     const showRatio = targets.includes(GATEWAY) && peers.length > 0;
     const rowKeys: string[] = [];

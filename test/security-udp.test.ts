@@ -171,12 +171,20 @@ describe('no spoofing', () => {
 });
 
 describe('registration and datagram limits', () => {
-  it('refuses servers beyond --max-servers, with a log line', async () => {
+  it('refuses servers beyond --max-servers: the server is told why, logs it once and backs off; the gateway logs once', async () => {
     const log = logSink('httpgw');
+    const serverLog = logSink('fastfilesrv');
     const gateway = await gatewayFor({ pool: { maxServers: 1 }, logger: log.logger });
     await (await serverFor(root.path, gateway.udpAddress.port)).whenRegistered();
-    await serverFor(root.path, gateway.udpAddress.port);
-    await log.waitFor(/WARN .*pool full: registration refused .*max=1/);
+    const refused = await serverFor(root.path, gateway.udpAddress.port, { logger: serverLog.logger });
+    await log.waitFor(/WARN .*refused 1 registration: pool full \(max-servers 1\)/);
+    await serverLog.waitFor(/WARN .*gateway refused registration; retrying with backoff .*reason=pool-full .*retryAfterMs=15000/);
+    // Without the refusal it would retry every 0.2-2 s; told to wait 15 s, it knocks once in these 2 s.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(gateway.stats().pool.refusedFull).toBe(1);
+    expect(serverLog.lines.filter((line) => line.includes('refused'))).toHaveLength(1);
+    expect(log.lines.filter((line) => line.includes('pool full'))).toHaveLength(1);
+    expect(refused.stats.gatewaysRegistered).toBe(0);
     expect(gateway.pool.size).toBe(1);
   });
 

@@ -13,5 +13,6 @@ import { openLoop } from './open-loop.js';
 import { accessLog } from './access-log.js';
 import { unequal } from './unequal.js';
 import { haproxy } from './haproxy.js';
+import { pools } from './pools.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal, haproxy];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal, haproxy, pools];

@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
-import { MAX_DATAGRAM_BYTES, createFrameCodec, isDatagramSize, listEntriesBudget, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
+import { MAX_DATAGRAM_BYTES, createFrameCodec, isDatagramSize, listEntriesBudget, type CatalogRequestPacket, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, formatHostPort, resolveHost, silentLogger, type Logger } from '@httpgw/runtime';
 import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
 import { FileStore } from './store/file-store.js';
+import { Catalogue } from './store/catalogue.js';
 import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
 import { TokenBucket, defaultBurst } from './pacing/token-bucket.js';
 
@@ -29,6 +30,15 @@ export interface FileServerInit {
   /** Datagrams per second accepted from one gateway address; the excess is dropped and counted. */
   maxDatagramRate?: number;
   socketBufferBytes?: number;
+  /**
+   * How often the catalogue (what this server holds, for the gateway's holder index) is walked again:
+   * at least this often, and at least 20 times as long as the last walk took (default 10 s; 0: no
+   * catalogue, the gateway asks this server about every path as before). A file added shows in the
+   * gateway's index within about this long plus one heartbeat.
+   */
+  catalogRescanMs?: number;
+  /** Entries in the catalogue at most (default 100,000); a larger tree gives an incomplete one. */
+  catalogMaxEntries?: number;
   /** How long an open file is trusted before its path is checked again for a replacement (rename); default 1 s. */
   revalidateMs?: number;
   logger?: Logger;
@@ -88,6 +98,25 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     throw new Error(`gateway ${formatHostPort(mismatch.address, mismatch.port)} is ${family(mismatch)} but the local address ${bindAddress} is ${family({ family: mismatch.family === 4 ? 6 : 4 })}: bind to :: (both families) or an address of the gateway's family`);
   }
   const root = await store.init();
+  const catalogRescanMs = init.catalogRescanMs ?? 10_000;
+  const catalogue = catalogRescanMs > 0 ? new Catalogue(store.pathGuard, { ...(init.catalogMaxEntries !== undefined ? { maxEntries: init.catalogMaxEntries } : {}) }) : undefined;
+  let catalogTimer: NodeJS.Timeout | undefined;
+  const rescan = () => {
+    if (!catalogue) return;
+    const before = catalogue.generation;
+    catalogue.rescan().then(
+      (snapshot) => {
+        if (closing) return;
+        if (snapshot.generation !== before) for (const link of links) link.catalogChanged();
+        catalogTimer = setTimeout(rescan, Math.max(catalogRescanMs, 20 * snapshot.scanMs));
+        catalogTimer.unref();
+      },
+      (error: unknown) => {
+        logger.warn('catalogue walk failed', { error: error instanceof Error ? error.message : String(error) });
+        if (!closing) (catalogTimer = setTimeout(rescan, catalogRescanMs)).unref();
+      },
+    );
+  };
   const codec = createFrameCodec({ key: init.key });
   const links: GatewayLink[] = [];
   const linkAt = (address: string, port: number) => links.find((link) => link.address === address && link.port === port);
@@ -135,6 +164,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
       label: formatHostPort(gateway.host, gateway.port),
       name,
       logger,
+      catalog: () => catalogue?.generation,
       send: (packet) => send(packet, gateway.address, gateway.port),
     });
     links.push(link);
@@ -202,6 +232,12 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     }
   };
 
+  const serveCatalog = async (link: GatewayLink, request: CatalogRequestPacket) => {
+    if (!catalogue) return replyError(link, request.requestId, 'not-found', 'this server keeps no catalogue');
+    const page = await catalogue.page(request.cursor, Math.min(request.maxDatagramSize ?? MAX_DATAGRAM_BYTES, maxDatagramSize));
+    return send({ type: 'catalog', requestId: request.requestId, ...page }, link.address, link.port);
+  };
+
   const serveList = async (link: GatewayLink, request: ListRequestPacket) => {
     // A gateway that names no limit (before the field existed) gets the pages it always got.
     const limit = Math.min(request.maxDatagramSize ?? MAX_DATAGRAM_BYTES, maxDatagramSize);
@@ -224,7 +260,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     replyError(link, requestId, code, message);
   };
 
-  const serve = async (link: GatewayLink, request: MetaRequestPacket | ChunkRequestPacket | ListRequestPacket) => {
+  const serve = async (link: GatewayLink, request: MetaRequestPacket | ChunkRequestPacket | ListRequestPacket | CatalogRequestPacket) => {
     const reads = request.type === 'chunk-request' ? (request.count ?? 1) : 1;
     if (readsInProgress + reads > maxConcurrentReads) {
       served.busy++;
@@ -235,16 +271,17 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     try {
       if (request.type === 'meta-request') await serveMeta(link, request);
       else if (request.type === 'chunk-request') await serveChunks(link, request);
+      else if (request.type === 'catalog-request') await serveCatalog(link, request);
       else await serveList(link, request);
     } catch (error) {
-      replyFailure(link, request.requestId, request.path, error);
+      replyFailure(link, request.requestId, 'path' in request ? request.path : '(catalogue)', error);
     } finally {
       readsInProgress -= reads;
     }
   };
 
   function onPacket(link: GatewayLink, packet: Packet): void {
-    if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request') {
+    if (packet.type === 'meta-request' || packet.type === 'chunk-request' || packet.type === 'list-request' || packet.type === 'catalog-request') {
       if (closing) {
         // Leaving: the gateway retries elsewhere at once rather than waiting for a timeout.
         replyError(link, packet.requestId, 'busy', 'the server is shutting down');
@@ -258,9 +295,11 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
 
   logger.info('serving', { root, udp: formatHostPort(address, port), gateways: links.map((link) => link.label).join(','), auth: codec.authenticated ? 'hmac-sha256' : 'off' });
   if (!codec.authenticated) logger.warn('no secret configured: any host that can reach this server can pose as a gateway it registered with (see --secret-file)');
+  let closing = false;
+  // The first walk runs alongside registration: heartbeats carry its generation once it is done.
+  rescan();
   for (const link of links) link.start();
 
-  let closing = false;
   let stopping: Promise<void> | undefined;
   return {
     address: { address, port },
@@ -273,6 +312,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     stop(drainMs = 0) {
       stopping ??= (async () => {
         closing = true;
+        clearTimeout(catalogTimer);
         for (const link of links) link.close();
         const deadline = performance.now() + drainMs;
         if (readsInProgress > 0) logger.info('draining', { reads: readsInProgress, timeoutMs: drainMs });

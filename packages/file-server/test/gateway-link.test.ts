@@ -225,3 +225,97 @@ describe('GatewayLink registration', () => {
     expect(link.onRequest()).toBe(false);
   });
 });
+
+describe('GatewayLink refusals', () => {
+  /** A link with a recording logger, driven to `register` (hello answered by a challenge). */
+  function refusedLink(init: Partial<GatewayLinkInit> = {}) {
+    const logged: Array<{ level: string; message: string }> = [];
+    const record = (level: string) => (message: string) => logged.push({ level, message });
+    const logger = { ...silentLogger, warn: record('warn'), info: record('info'), debug: record('debug') } as typeof silentLogger;
+    const started = startLink({ logger, random: () => 0, ...init });
+    started.link.handle({ type: 'challenge', cookie: COOKIE });
+    return { ...started, logged };
+  }
+
+  it('logs the first refusal once, waits at least retryAfterMs, and backs off further while refused', () => {
+    const { link, drain, logged } = refusedLink();
+    drain();
+    const refuse = () => link.handle({ type: 'refused', reason: 'pool-full', retryAfterMs: 1_000 });
+    refuse();
+    // No retry of the register (its timer is replaced), no hello before the pause is over.
+    vi.advanceTimersByTime(999);
+    expect(drain()).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(drain().map((packet) => packet.type)).toEqual(['hello']);
+    // Refused again: 2 s, then 4 s (doubling, jitter 0 here).
+    for (const pause of [2_000, 4_000]) {
+      link.handle({ type: 'challenge', cookie: COOKIE });
+      drain();
+      refuse();
+      vi.advanceTimersByTime(pause - 1);
+      expect(drain()).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(drain().map((packet) => packet.type)).toEqual(['hello']);
+    }
+    expect(logged.filter((entry) => entry.level === 'warn')).toEqual([{ level: 'warn', message: 'gateway refused registration; retrying with backoff' }]);
+    expect(link.refusedCount).toBe(3);
+    // Admitted at last: the count and the backoff start over, and the next refusal is logged again.
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(link.refusedCount).toBe(0);
+    link.handle({ type: 'heartbeat-ack', known: false });
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    refuse();
+    expect(logged.filter((entry) => entry.level === 'warn' && entry.message.includes('refused'))).toHaveLength(2);
+  });
+
+  it('caps the backoff, honours a longer retryAfterMs, and spreads servers with jitter', () => {
+    const { link, drain } = refusedLink({ maxRefusedBackoffMs: 3_000, random: () => 1 });
+    const pauseAfter = (retryAfterMs: number) => {
+      link.handle({ type: 'challenge', cookie: COOKIE });
+      drain();
+      link.handle({ type: 'refused', reason: 'pool-full', retryAfterMs });
+      let waited = 0;
+      while (drain().length === 0) {
+        vi.advanceTimersByTime(100);
+        waited += 100;
+      }
+      return waited;
+    };
+    // Jitter 1 adds half again: 1.5 × 1 s, 1.5 × 2 s, then the cap of 3 s (× 1.5), and a longer retryAfterMs wins over the cap.
+    expect([pauseAfter(1_000), pauseAfter(1_000), pauseAfter(1_000), pauseAfter(1_000), pauseAfter(10_000)]).toEqual([1_500, 3_000, 4_500, 4_500, 15_000]);
+  });
+
+  it('ignores a refusal it did not ask for (registered, or saying hello)', () => {
+    const { link, drain } = startLink();
+    link.handle({ type: 'refused', reason: 'pool-full', retryAfterMs: 60_000 });
+    vi.advanceTimersByTime(100);
+    expect(drain().map((packet) => packet.type)).toEqual(['hello', 'hello']);
+    register(link);
+    link.handle({ type: 'refused', reason: 'pool-full', retryAfterMs: 60_000 });
+    expect(link.registered).toBe(true);
+  });
+
+  it('sends its catalogue generation with register and every heartbeat, and heartbeats at the interval the gateway tells', () => {
+    let generation: number | undefined;
+    const { link, drain, times } = startLink({ catalog: () => generation });
+    link.handle({ type: 'challenge', cookie: COOKIE });
+    expect(drain().at(-1)).toEqual({ type: 'register', name: 'srv', cookie: COOKIE });
+    generation = 42;
+    // The walk ended after the register left: its generation goes out at once, then with every heartbeat.
+    link.handle({ type: 'registered', heartbeatMs: 500 });
+    expect(drain()).toEqual([{ type: 'heartbeat', catalog: 42 }]);
+    vi.advanceTimersByTime(500);
+    expect(drain()).toEqual([{ type: 'heartbeat', catalog: 42 }]);
+    link.handle({ type: 'heartbeat-ack', known: true, heartbeatMs: 2_000 });
+    vi.advanceTimersByTime(500); // the heartbeat already scheduled goes at the old interval
+    vi.advanceTimersByTime(4_000);
+    link.handle({ type: 'heartbeat-ack', known: true, heartbeatMs: 2_000 });
+    expect(times('heartbeat')).toEqual([1_000, 3_000, 5_000]);
+    // A new generation is told at once.
+    generation = 43;
+    link.catalogChanged();
+    expect(drain().at(-1)).toEqual({ type: 'heartbeat', catalog: 43 });
+  });
+});
+

@@ -38,6 +38,7 @@ export function gatewayInit(config: GatewayConfig): GatewayInit {
     ...(config['read-ahead-budget'] !== undefined ? { readAheadBudgetBytes: config['read-ahead-budget'] } : {}),
     stallTimeoutMs: config['stall-timeout'],
     metaCacheMs: config['meta-cache'],
+    indexFrom: config['index-from'],
     md5Worker: config['md5-worker'],
     md5Workers: config['md5-workers'],
     cache: {
@@ -103,9 +104,13 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGHUP', reload);
     // `kill -USR2 PID`: one line with the read-ahead budget's and the cache's figures, and the memory they cost.
     const logStats = () => {
-      const { readAhead, transfers, cache, udp } = gateway.stats();
+      const { readAhead, transfers, cache, udp, index } = gateway.stats();
       const memory = process.memoryUsage();
       logger.info('stats', {
+        servers: gateway.pool.size,
+        serversIndexed: index.indexed,
+        catalogues: index.catalogues,
+        catalogueFetches: index.fetches,
         transfers: transfers.active,
         udpBytesIn: udp.bytesIn,
         readAheadReserved: readAhead.reservedBytes,

@@ -11,6 +11,7 @@ import { PROBE_PATHS, createHttpApp } from './http/http-app.js';
 import { withAccessLog } from './http/access-log.js';
 import { HttpGuard, httpServerOptions, resolveHttpLimits, type HttpLimitsInit, type LimitCounters } from './http/limits.js';
 import { DirectoryLister } from './lookup/directory-lister.js';
+import { HolderIndex, type HolderIndexStats } from './lookup/holder-index.js';
 import { createListingRoute } from './http/listing-route.js';
 import { defaultReadAheadBudgetBytes, machineMemory, type ReadAheadBudgetStats } from './transfer/read-ahead-budget.js';
 import { Registrar } from './pool/registrar.js';
@@ -52,6 +53,11 @@ export interface GatewayInit {
   hedging?: boolean;
   /** How long a file's metadata is reused (0: ask the servers on every request). */
   metaCacheMs?: number;
+  /**
+   * Pool size from which lookups and listings use the holder index (default 32; see docs/POOLS.md):
+   * below it every server is asked, as cheap as it is and seeing a new file at once.
+   */
+  indexFrom?: number;
   socketBufferBytes?: number;
   pool?: Omit<ServerPoolInit, 'logger' | 'window'>;
   key?: FrameKey;
@@ -103,6 +109,8 @@ export interface GatewayChanges {
 
 export interface GatewayStats {
   pool: PoolCounters;
+  /** The holder index: servers indexed, catalogues and entries held, fetches. */
+  index: HolderIndexStats;
   requests: RequestCounters;
   transfers: TransferCounters & { active: number };
   /**
@@ -188,14 +196,22 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       const key = serverKey(from, port);
       const server = pool.get(key);
       if (server) pool.touch(server);
-      if ('requestId' in packet && (packet.type === 'meta' || packet.type === 'chunk' || packet.type === 'list' || packet.type === 'error')) answers.push(packet, key);
+      if ('requestId' in packet && (packet.type === 'meta' || packet.type === 'chunk' || packet.type === 'list' || packet.type === 'catalog' || packet.type === 'error')) answers.push(packet, key);
     },
   }).catch(async (error: unknown) => {
     await new Promise((resolve) => http.close(resolve));
     throw error;
   });
   tracker = new RequestTracker({ pool, transmit: (server, packet) => udp.send(packet, server.address, server.port) });
-  registrar = new Registrar({ pool, logger: logger.child('registrar'), reply: (packet, to, port) => udp.send(packet, to, port), sizeOf: (packet) => codec.encode(packet).length });
+  const indexFrom = init.indexFrom ?? 32;
+  const index = new HolderIndex({ pool, tracker, logger: logger.child('index'), maxDatagramSize, activeFrom: indexFrom });
+  registrar = new Registrar({
+    pool,
+    logger: logger.child('registrar'),
+    reply: (packet, to, port) => udp.send(packet, to, port),
+    sizeOf: (packet) => codec.encode(packet).length,
+    onCatalog: (server, generation) => index.noteGeneration(server, generation),
+  });
   const requests = tracker;
   pool.removed.add((server) => requests.dropServer(server));
 
@@ -209,7 +225,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     staleMaxAgeMs: cacheInit.staleMaxAgeMs ?? 24 * 3_600_000,
     logger: logger.child('cache'),
   });
-  const lookup = new FileLookup({ pool, tracker, logger, chunkSize, cacheMs: init.metaCacheMs ?? 1_000, onVersion: (file) => cache.validated(file, file.checkedAt) });
+  const lookup = new FileLookup({ pool, tracker, logger, chunkSize, index, indexFrom, cacheMs: init.metaCacheMs ?? 1_000, onVersion: (file) => cache.validated(file, file.checkedAt) });
   const transfers = new Transfers(
     {
       chunkSize,
@@ -224,7 +240,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     logger.child('transfer'),
   );
   const collector = init.collectBuffers === false ? undefined : new BufferCollector({ budget: transfers.budget, heldBytes: () => cache.memory?.bytes ?? 0 });
-  const lister = new DirectoryLister({ pool, tracker, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000, maxDatagramSize });
+  const lister = new DirectoryLister({ pool, tracker, index, indexFrom, logger: logger.child('listing'), cacheMs: init.metaCacheMs ?? 1_000, maxDatagramSize });
   const staleVersion = async (path: string, answered: readonly string[]) => {
     const record = await cache.staleVersion(path, answered);
     if (!record) return undefined;
@@ -268,6 +284,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
 
   const stats = (): GatewayStats => ({
       pool: { ...pool.counters },
+      index: index.stats(),
       requests: { ...requests.counters },
       transfers: { ...transfers.counters, active: transfers.active },
       readAhead: { ...transfers.budget.stats, collections: collector?.collections ?? 0 },
@@ -315,6 +332,7 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
       await new Promise((resolve) => http.close(resolve));
       requests.close();
       answers.close();
+      index.close();
       // Goodbye: every registered server hears that this gateway no longer knows it (the protocol's
       // `heartbeat-ack known=false`), so it goes back to registering at once instead of waiting out
       // missed heartbeats; the datagrams go out before the socket closes.

@@ -205,9 +205,33 @@ describe('ServerPool: membership', () => {
     expect(again.state).toBe('active');
   });
 
-  it('refuses servers beyond maxServers', () => {
+  it('refuses servers beyond maxServers, and counts the refusals', () => {
     const pool = poolAt({ t: 0 }, { maxServers: 1 });
     expect(pool.admit('127.0.0.1', 9001, 'a')).toBeDefined();
     expect(pool.admit('127.0.0.1', 9002, 'b')).toBeUndefined();
+    expect(pool.admit('127.0.0.1', 9002, 'b')).toBeUndefined();
+    expect(pool.counters.refusedFull).toBe(2);
+    expect([pool.isFull('127.0.0.1', 9002), pool.isFull('127.0.0.1', 9001)]).toEqual([true, false]);
+  });
+
+  it('tells a growing pool a longer heartbeat interval, and evicts each server after three of the intervals it was told', () => {
+    vi.useFakeTimers();
+    const pool = new ServerPool({ heartbeatMs: 1_000, maxHeartbeatRate: 10, maxServers: 1_000, now: () => Date.now() });
+    pools.push(pool);
+    const servers = Array.from({ length: 25 }, (_, i) => pool.admit('127.0.0.1', 9000 + i, `s${i}`)!);
+    // 25 servers at 10 heartbeats a second at most: every 2.5 s.
+    expect(pool.currentHeartbeatMs).toBe(2_500);
+    const [told, old] = servers as [PoolServer, PoolServer];
+    told.heartbeatMs = pool.currentHeartbeatMs;
+    old.heartbeatMs = 1_000;
+    for (const server of servers.slice(2)) server.heartbeatMs = pool.currentHeartbeatMs;
+    vi.advanceTimersByTime(4_000);
+    for (const server of servers.slice(2)) pool.touch(server);
+    // After 4 s of silence the server told 1 s is gone; the one told 2.5 s is not (yet).
+    expect(pool.get(old.key)).toBeUndefined();
+    expect(pool.get(told.key)).toBe(told);
+    vi.advanceTimersByTime(4_000);
+    expect(pool.get(told.key)).toBeUndefined();
+    expect(new ServerPool({ heartbeatMs: 1_000 }).currentHeartbeatMs).toBe(1_000);
   });
 });

@@ -44,6 +44,15 @@ export const MAX_MESSAGE_LENGTH = 256;
 export const MAX_SERVER_NAME_LENGTH = 128;
 export const MAX_KEY_ID_LENGTH = 32;
 export const MAX_LIST_ENTRIES = 512;
+/** Entries in one `catalog` page at most. */
+export const MAX_CATALOG_ENTRIES = 1_024;
+/**
+ * Bytes of a `catalog` datagram beside its entries, at most: frame and auth (85), the map with
+ * 64-bit request id, generation and cursor, a 3-byte array header and `complete` (90).
+ */
+export const CATALOG_DATAGRAM_OVERHEAD = 175;
+/** Bytes of one catalogue entry beside its path's UTF-8 bytes, at most (array, 2-byte string header, kind, 64-bit numbers). */
+export const CATALOG_ENTRY_OVERHEAD = 24;
 export const MD5_BYTES = 16;
 export const COOKIE_BYTES = 16;
 export const NONCE_BYTES = 8;

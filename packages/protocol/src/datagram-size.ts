@@ -1,4 +1,6 @@
 import {
+  CATALOG_DATAGRAM_OVERHEAD,
+  CATALOG_ENTRY_OVERHEAD,
   CHUNK_DATAGRAM_OVERHEAD,
   LIST_DATAGRAM_OVERHEAD,
   LIST_ENTRY_OVERHEAD,
@@ -40,4 +42,14 @@ export function listEntryBytes(entry: Pick<ListEntry, 'name'>): number {
 /** Bytes of entries (as counted by listEntryBytes) a `list` datagram of at most `maxDatagramSize` bytes holds. */
 export function listEntriesBudget(maxDatagramSize: number): number {
   return maxDatagramSize - LIST_DATAGRAM_OVERHEAD;
+}
+
+/** Bytes one catalogue entry takes in a `catalog` datagram, at most. */
+export function catalogEntryBytes(path: string): number {
+  return Buffer.byteLength(path) + CATALOG_ENTRY_OVERHEAD;
+}
+
+/** Bytes of entries (as counted by catalogEntryBytes) a `catalog` datagram of at most `maxDatagramSize` bytes holds. */
+export function catalogEntriesBudget(maxDatagramSize: number): number {
+  return maxDatagramSize - CATALOG_DATAGRAM_OVERHEAD;
 }

@@ -3,6 +3,7 @@ import {
   COOKIE_BYTES,
   MAX_CHUNKS_PER_REQUEST,
   MAX_CHUNK_SIZE,
+  MAX_CATALOG_ENTRIES,
   MAX_LIST_ENTRIES,
   MAX_MESSAGE_LENGTH,
   MAX_PATH_BYTES,
@@ -18,7 +19,7 @@ import {
 import { ProtocolError } from './errors.js';
 import { asFields, bool, bytes, finite, int, list, oneOf, str, uint, type Fields } from './fields.js';
 import { openFrame, type FrameAuth, type FrameKey } from './frame.js';
-import type { ErrorCode, ListEntry, Packet, PacketType } from './packets.js';
+import type { CatalogEntry, ErrorCode, ListEntry, Packet, PacketType } from './packets.js';
 
 const ERROR_CODES: readonly ErrorCode[] = ['not-found', 'stale', 'unreadable', 'bad-request', 'io', 'busy'];
 
@@ -30,10 +31,16 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
     type: 'register',
     name: str(f, 'name', MAX_SERVER_NAME_LENGTH),
     cookie: bytes(f, 'cookie', COOKIE_BYTES, COOKIE_BYTES),
+    ...catalogGeneration(f),
   }),
   registered: (f) => ({ type: 'registered', heartbeatMs: int(f, 'heartbeatMs', 10, 3_600_000) }),
-  heartbeat: () => ({ type: 'heartbeat' }),
-  'heartbeat-ack': (f) => ({ type: 'heartbeat-ack', known: bool(f, 'known') }),
+  heartbeat: (f) => ({ type: 'heartbeat', ...catalogGeneration(f) }),
+  refused: (f) => ({ type: 'refused', reason: oneOf(f, 'reason', ['pool-full'] as const), retryAfterMs: int(f, 'retryAfterMs', 0, 3_600_000) }),
+  'heartbeat-ack': (f) => ({
+    type: 'heartbeat-ack',
+    known: bool(f, 'known'),
+    ...(Object.hasOwn(f, 'heartbeatMs') ? { heartbeatMs: int(f, 'heartbeatMs', 10, 3_600_000) } : {}),
+  }),
   leave: () => ({ type: 'leave' }),
   'meta-request': (f) => ({
     type: 'meta-request',
@@ -79,6 +86,20 @@ const validators: { [T in PacketType]: (fields: Fields) => Extract<Packet, { typ
     entries: list(f, 'entries', MAX_LIST_ENTRIES).map(listEntry),
     next: int(f, 'next', -1, Number.MAX_SAFE_INTEGER),
   }),
+  'catalog-request': (f) => ({
+    type: 'catalog-request',
+    requestId: uint(f, 'requestId'),
+    cursor: uint(f, 'cursor'),
+    ...(Object.hasOwn(f, 'maxDatagramSize') ? { maxDatagramSize: int(f, 'maxDatagramSize', MIN_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES) } : {}),
+  }),
+  catalog: (f) => ({
+    type: 'catalog',
+    requestId: uint(f, 'requestId'),
+    generation: uint(f, 'generation'),
+    entries: list(f, 'entries', MAX_CATALOG_ENTRIES).map(catalogEntry),
+    next: int(f, 'next', -1, Number.MAX_SAFE_INTEGER),
+    complete: bool(f, 'complete'),
+  }),
   error: (f) => ({
     type: 'error',
     requestId: uint(f, 'requestId'),
@@ -95,6 +116,18 @@ function chunkRange(f: Fields): { count?: number } {
     throw new ProtocolError('PROTO_ERR_BAD_FIELD', 'field "count" runs past the largest request id or chunk number');
   }
   return { count };
+}
+
+/** `catalog` is optional on `register` and `heartbeat` (servers from before catalogues send none). */
+function catalogGeneration(f: Fields): { catalog?: number } {
+  return Object.hasOwn(f, 'catalog') ? { catalog: uint(f, 'catalog') } : {};
+}
+
+/** [path, 'f' | 'd', size, mtimeMs]; the gateway checks each path's canonical form (normalizePath) itself. */
+function catalogEntry(value: unknown, index: number): CatalogEntry {
+  if (!Array.isArray(value) || value.length !== 4) throw new ProtocolError('PROTO_ERR_BAD_FIELD', `catalog entry ${index} must be [path, kind, size, mtimeMs]`);
+  const f: Fields = { path: value[0], kind: value[1], size: value[2], mtimeMs: value[3] };
+  return [str(f, 'path', MAX_PATH_BYTES), oneOf(f, 'kind', ['f', 'd'] as const), uint(f, 'size'), finite(f, 'mtimeMs')];
 }
 
 function listEntry(value: unknown): ListEntry {

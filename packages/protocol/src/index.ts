@@ -9,4 +9,4 @@ export { ReplayWindow, createNonceCounter, type ReplayWindowInit } from './repla
 export { chunkDigest, chunkDigestMatches } from './digest.js';
 export { Md5Lanes, md5Many, md5LanesModule, type Md5LanesInit } from './md5-lanes/md5-many.js';
 export { createFrameCodec, type FrameCodec, type FrameCodecInit } from './frame-codec.js';
-export { chunkDatagramBytes, defaultMaxDatagramSize, isDatagramSize, listEntryBytes, listEntriesBudget } from './datagram-size.js';
+export { catalogEntriesBudget, catalogEntryBytes, chunkDatagramBytes, defaultMaxDatagramSize, isDatagramSize, listEntryBytes, listEntriesBudget } from './datagram-size.js';

@@ -21,6 +21,8 @@ export interface RegisterPacket {
   type: 'register';
   name: string;
   cookie: Uint8Array;
+  /** The generation of the server's catalogue (see CatalogPacket); absent: the server keeps none. */
+  catalog?: number;
 }
 
 /** G→S: the server is in the pool and should heartbeat at this interval. */
@@ -32,12 +34,28 @@ export interface RegisteredPacket {
 /** S→G: liveness. */
 export interface HeartbeatPacket {
   type: 'heartbeat';
+  /** The generation of the server's catalogue now: a new one tells the gateway to fetch it again. */
+  catalog?: number;
+}
+
+export type RefusalReason = 'pool-full';
+
+/**
+ * G→S: the answer to a `register` the gateway will not admit (the address is validated by then: the
+ * cookie came back). The server backs off at least `retryAfterMs` (with jitter) and tries again.
+ */
+export interface RefusedPacket {
+  type: 'refused';
+  reason: RefusalReason;
+  retryAfterMs: number;
 }
 
 /** G→S: answer to a heartbeat; `known: false` tells a server the gateway has forgotten it (restart, eviction): register again. */
 export interface HeartbeatAckPacket {
   type: 'heartbeat-ack';
   known: boolean;
+  /** The interval to heartbeat at from now on (a growing pool is told a longer one); absent: keep the one you have. */
+  heartbeatMs?: number;
 }
 
 /** S→G: the server is shutting down. */
@@ -110,6 +128,33 @@ export interface ListRequestPacket {
   maxDatagramSize?: number;
 }
 
+/** G→S: a page of the server's catalogue (every file and directory it serves), from `cursor`. */
+export interface CatalogRequestPacket {
+  type: 'catalog-request';
+  requestId: number;
+  cursor: number;
+  /** As in `list-request`: the server cuts its page to fit (see catalogEntriesBudget). */
+  maxDatagramSize?: number;
+}
+
+/** One catalogue entry: a path from the root, its kind, and (files) size and modification time. */
+export type CatalogEntry = [path: string, kind: 'f' | 'd', size: number, mtimeMs: number];
+
+/**
+ * S→G: one page of the catalogue of `generation`, sorted by path. `complete: false` says the catalogue
+ * leaves out something the server serves (too many entries, a path too long for a page, a directory
+ * that could not be read): the gateway then asks this server about every path it does not list.
+ */
+export interface CatalogPacket {
+  type: 'catalog';
+  requestId: number;
+  generation: number;
+  entries: CatalogEntry[];
+  /** Cursor of the next page, or -1 when this was the last. */
+  next: number;
+  complete: boolean;
+}
+
 export interface ListEntry {
   name: string;
   kind: 'file' | 'directory';
@@ -145,6 +190,7 @@ export type Packet =
   | RegisterPacket
   | RegisteredPacket
   | HeartbeatPacket
+  | RefusedPacket
   | HeartbeatAckPacket
   | LeavePacket
   | MetaRequestPacket
@@ -153,6 +199,8 @@ export type Packet =
   | ChunkPacket
   | ListRequestPacket
   | ListPacket
+  | CatalogRequestPacket
+  | CatalogPacket
   | ErrorPacket;
 
 export type PacketType = Packet['type'];

@@ -35,10 +35,14 @@ const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxL
 export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { type: T }>> } = {
   hello: fc.record({ type: fc.constant('hello'), name: text(MAX_SERVER_NAME_LENGTH) }),
   challenge: fc.record({ type: fc.constant('challenge'), cookie: bytes(COOKIE_BYTES, COOKIE_BYTES) }),
-  register: fc.record({ type: fc.constant('register'), name: text(MAX_SERVER_NAME_LENGTH), cookie: bytes(COOKIE_BYTES, COOKIE_BYTES) }),
+  register: fc.record(
+    { type: fc.constant('register'), name: text(MAX_SERVER_NAME_LENGTH), cookie: bytes(COOKIE_BYTES, COOKIE_BYTES), catalog: uint },
+    { requiredKeys: ['type', 'name', 'cookie'] },
+  ),
   registered: fc.record({ type: fc.constant('registered'), heartbeatMs: fc.integer({ min: 10, max: 3_600_000 }) }),
-  heartbeat: fc.record({ type: fc.constant('heartbeat') }),
-  'heartbeat-ack': fc.record({ type: fc.constant('heartbeat-ack'), known: fc.boolean() }),
+  heartbeat: fc.record({ type: fc.constant('heartbeat'), catalog: uint }, { requiredKeys: ['type'] }),
+  refused: fc.record({ type: fc.constant('refused'), reason: fc.constant('pool-full'), retryAfterMs: fc.integer({ min: 0, max: 3_600_000 }) }),
+  'heartbeat-ack': fc.record({ type: fc.constant('heartbeat-ack'), known: fc.boolean(), heartbeatMs: fc.integer({ min: 10, max: 3_600_000 }) }, { requiredKeys: ['type', 'known'] }),
   leave: fc.record({ type: fc.constant('leave') }),
   'meta-request': fc.record(
     { type: fc.constant('meta-request'), requestId, path: text(MAX_PATH_BYTES), chunkSize: fc.integer({ min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }) },
@@ -85,6 +89,18 @@ export const arbitraries: { [T in PacketType]: fc.Arbitrary<Extract<Packet, { ty
     entries: fc.array(fc.record({ name: text(MAX_PATH_SEGMENT_BYTES), kind: fc.constantFrom('file', 'directory'), size: uint, mtimeMs: time }), { maxLength: 24 }),
     next: fc.oneof(fc.constant(-1), uint),
   }),
+  'catalog-request': fc.record(
+    { type: fc.constant('catalog-request'), requestId, cursor: uint, maxDatagramSize: fc.integer({ min: MIN_DATAGRAM_BYTES, max: MAX_DATAGRAM_BYTES }) },
+    { requiredKeys: ['type', 'requestId', 'cursor'] },
+  ),
+  catalog: fc.record({
+    type: fc.constant('catalog'),
+    requestId,
+    generation: uint,
+    entries: fc.array(fc.tuple(text(MAX_PATH_BYTES), fc.constantFrom('f' as const, 'd' as const), uint, time), { maxLength: 24 }),
+    next: fc.oneof(fc.constant(-1), uint),
+    complete: fc.boolean(),
+  }),
   error: fc.record({
     type: fc.constant('error'),
     requestId,
@@ -99,7 +115,7 @@ export const PACKET_TYPES = Object.keys(arbitraries) as PacketType[];
 export const anyPacket: fc.Arbitrary<Packet> = fc.oneof(...PACKET_TYPES.map((type): fc.Arbitrary<Packet> => arbitraries[type]));
 
 /** Every field name any packet has: maps built from these reach deep into each validator. */
-const FIELD_NAMES = ['name', 'cookie', 'heartbeatMs', 'known', 'requestId', 'path', 'kind', 'size', 'mtimeMs', 'version', 'chunk', 'chunkSize', 'hasNext', 'md5', 'data', 'cursor', 'maxDatagramSize', 'entries', 'next', 'code', 'message'];
+const FIELD_NAMES = ['name', 'cookie', 'heartbeatMs', 'known', 'requestId', 'path', 'kind', 'size', 'mtimeMs', 'version', 'chunk', 'chunkSize', 'hasNext', 'md5', 'data', 'cursor', 'maxDatagramSize', 'entries', 'next', 'code', 'message', 'catalog', 'reason', 'retryAfterMs', 'generation', 'complete'];
 
 /** Maps with a real `type` and the real field names, holding values of any msgpack type. */
 export const hostileMap: fc.Arbitrary<Record<string, unknown>> = fc

@@ -19,6 +19,12 @@ export interface GatewayLinkInit {
   maxRetryMs?: number;
   /** Heartbeats missed in a row before the gateway is taken for gone and registration starts again. */
   missedAcksBeforeRetry?: number;
+  /** The generation of this server's catalogue now (undefined: none yet), sent with register and every heartbeat. */
+  catalog?: () => number | undefined;
+  /** Longest pause after refusals in a row (each pause doubles, from the gateway's `retryAfterMs`); default 60 s. */
+  maxRefusedBackoffMs?: number;
+  /** Jitter in 0..1 (default Math.random): a pause is 1..1.5 times the backoff, so servers refused together do not come back together. */
+  random?: () => number;
 }
 
 type LinkState = 'hello' | 'register' | 'registered' | 'closed';
@@ -45,6 +51,12 @@ export class GatewayLink {
   private heartbeatMs = 1_000;
   private readonly init: GatewayLinkInit;
   private registeredWaiters: Array<() => void> = [];
+  /** The pause after the last refusal (0: not refused since the last admission). */
+  private refusedBackoffMs = 0;
+  /** Refusals since the last admission: only the first is logged. */
+  private refusals = 0;
+  /** The catalogue generation the last register carried. */
+  private registeredCatalog: number | undefined;
 
   constructor(init: GatewayLinkInit) {
     this.init = init;
@@ -89,13 +101,35 @@ export class GatewayLink {
         this.admitted = true;
         this.heartbeatMs = packet.heartbeatMs;
         this.unackedHeartbeats = 0;
-        this.init.logger.info('registered with gateway', { gateway: this.label, heartbeatMs: packet.heartbeatMs });
+        this.init.logger.info('registered with gateway', { gateway: this.label, heartbeatMs: packet.heartbeatMs, ...(this.refusals > 0 ? { refusedBefore: this.refusals } : {}) });
+        this.refusals = 0;
+        this.refusedBackoffMs = 0;
         this.schedule(this.heartbeatMs, () => this.heartbeat());
         for (const resolve of this.registeredWaiters.splice(0)) resolve();
+        // The first walk may have ended after the register left: say its generation now.
+        if (this.init.catalog?.() !== this.registeredCatalog) this.announceCatalog();
         return;
+      case 'refused': {
+        if (this.state !== 'register') return;
+        // Back off: the gateway's pause at least, doubling while refusals go on (up to a cap), plus up
+        // to half again as jitter; then start over from hello (the cookie may have expired meanwhile).
+        const cap = this.init.maxRefusedBackoffMs ?? 60_000;
+        this.refusedBackoffMs = Math.max(packet.retryAfterMs, Math.min(cap, Math.max(2 * this.refusedBackoffMs, this.init.retryMs ?? 200)));
+        const pauseMs = Math.round(this.refusedBackoffMs * (1 + 0.5 * (this.init.random ?? Math.random)()));
+        if (this.refusals++ === 0) {
+          this.init.logger.warn('gateway refused registration; retrying with backoff', { gateway: this.label, reason: packet.reason, retryAfterMs: packet.retryAfterMs, pauseMs });
+        } else {
+          this.init.logger.debug('gateway refused registration again', { gateway: this.label, reason: packet.reason, refusals: this.refusals, pauseMs });
+        }
+        this.state = 'hello';
+        this.cookie = undefined;
+        this.schedule(pauseMs, () => this.restart());
+        return;
+      }
       case 'heartbeat-ack':
         if (this.state !== 'registered') return;
         this.unackedHeartbeats = 0;
+        if (packet.heartbeatMs !== undefined) this.heartbeatMs = packet.heartbeatMs;
         if (!packet.known) {
           this.init.logger.warn('gateway no longer knows this server; registering again', { gateway: this.label });
           this.admitted = false;
@@ -105,6 +139,22 @@ export class GatewayLink {
       default:
         return;
     }
+  }
+
+  /**
+   * The catalogue has a new generation: tell the gateway now rather than at the next heartbeat (a
+   * large pool heartbeats every few seconds), so a file added is found within one walk.
+   */
+  catalogChanged(): void {
+    this.announceCatalog();
+  }
+
+  /**
+   * One heartbeat out of turn carrying the generation: it leaves the schedule, and the count of
+   * heartbeats waiting for their ack, as they are (the ack it brings resets that count as any does).
+   */
+  private announceCatalog(): void {
+    if (this.state === 'registered') this.init.send({ type: 'heartbeat', ...this.catalogField() });
   }
 
   /** Says goodbye when registered; stops all timers. */
@@ -128,7 +178,10 @@ export class GatewayLink {
   /** Sends the current registration step and schedules its retry with exponential backoff. */
   private sendRegistration(): void {
     if (this.state === 'hello') this.init.send({ type: 'hello', name: this.init.name });
-    else if (this.state === 'register' && this.cookie) this.init.send({ type: 'register', name: this.init.name, cookie: this.cookie });
+    else if (this.state === 'register' && this.cookie) {
+      this.registeredCatalog = this.init.catalog?.();
+      this.init.send({ type: 'register', name: this.init.name, cookie: this.cookie, ...this.catalogField() });
+    }
     else return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, this.init.maxRetryMs ?? 2_000);
@@ -147,8 +200,18 @@ export class GatewayLink {
       return;
     }
     this.unackedHeartbeats++;
-    this.init.send({ type: 'heartbeat' });
+    this.init.send({ type: 'heartbeat', ...this.catalogField() });
     this.schedule(this.heartbeatMs, () => this.heartbeat());
+  }
+
+  private catalogField(): { catalog?: number } {
+    const generation = this.init.catalog?.();
+    return generation === undefined ? {} : { catalog: generation };
+  }
+
+  /** Refusals since the last admission (0 once admitted). */
+  get refusedCount(): number {
+    return this.refusals;
   }
 
   private schedule(delayMs: number, action: () => void): void {

@@ -71,6 +71,11 @@ export class FileStore {
     this.metaWaitMs = init.metaWaitMs ?? 150;
   }
 
+  /** The one way from protocol paths to the file system (the catalogue walks the tree through it). */
+  get pathGuard(): PathGuard {
+    return this.guard;
+  }
+
   /** Resolves the root once (following links), and fails loudly when it is not a directory. */
   init(): Promise<string> {
     return this.guard.init();

@@ -6,6 +6,7 @@ import PQueue from 'p-queue';
 import { ask } from '../udp/ask.js';
 import type { RequestTracker } from '../udp/request-tracker.js';
 import type { PoolServer, ServerPool } from '../pool/server-pool.js';
+import type { HolderIndex } from './holder-index.js';
 
 export type ListingResult =
   /** `incomplete`: some server did not answer every page; what it did send is included. */
@@ -21,6 +22,13 @@ export interface DirectoryListerInit {
   cacheMs?: number;
   /** Largest datagram this gateway receives, named in each list request (default: none named, 65,507). */
   maxDatagramSize?: number;
+  /**
+   * What each server holds: with a pool of at least `indexFrom` servers (default 32), a listing is
+   * merged from the catalogues in the index (one per distinct catalogue, no datagram) and the pages of
+   * the servers not indexed yet.
+   */
+  index?: HolderIndex;
+  indexFrom?: number;
   /** Entries taken from one server for one directory at most; beyond it the listing is incomplete. */
   maxEntriesPerServer?: number;
   now?: () => number;
@@ -70,6 +78,8 @@ export class DirectoryLister {
   }
 
   private async fetch(path: string): Promise<ListingResult> {
+    const { index, pool } = this.init;
+    if (index && pool.size >= (this.init.indexFrom ?? 32)) return this.fetchIndexed(index, path);
     const servers = this.init.pool.usable();
     if (servers.length === 0) return { kind: 'no-servers' };
     const fanOut = new PQueue({ concurrency: LISTING_FAN_OUT });
@@ -80,6 +90,21 @@ export class DirectoryLister {
     const skipped = servers.length < this.init.pool.size;
     const incomplete = skipped || answers.some((answer) => answer.kind === 'silent' || (answer.kind === 'entries' && !answer.complete));
     return { kind: 'directory', entries: mergeListings(held.map((answer) => answer.entries)), incomplete };
+  }
+
+  /** The catalogues' lists of `path`, and the pages of every usable server not indexed. */
+  private async fetchIndexed(index: HolderIndex, path: string): Promise<ListingResult> {
+    const { listings, unindexed } = index.listing(path);
+    const asked = unindexed.filter((server) => !server.draining && server.state === 'active');
+    const fanOut = new PQueue({ concurrency: LISTING_FAN_OUT });
+    const answers = await Promise.all(asked.map((server) => fanOut.add(() => this.fetchFrom(server, path))));
+    const held = [...listings, ...answers.flatMap((answer) => (answer.kind === 'entries' ? [answer.entries.filter(isListable)] : []))];
+    if (held.length === 0) {
+      const anyAnswer = index.indexedKeys().length > 0 || answers.some((answer) => answer.kind === 'none');
+      return anyAnswer ? { kind: 'none' } : { kind: 'no-servers' };
+    }
+    const incomplete = asked.length < unindexed.length || answers.some((answer) => answer.kind === 'silent' || (answer.kind === 'entries' && !answer.complete));
+    return { kind: 'directory', entries: mergeListings(held), incomplete };
   }
 
   /** Every page one server has of a directory, in order. */

@@ -186,6 +186,7 @@ export function createGatewayMetrics(sources: GatewayMetricsSources): GatewayMet
     const { pool } = stats();
     return [[{ reason: 'left' }, pool.left], [{ reason: 'evicted' }, pool.evicted], [{ reason: 'dropped' }, pool.dropped]];
   });
+  counterFrom(registers, 'httpgw_server_refusals_total', 'File server registrations refused, by reason (pool-full: --max-servers reached)', ['reason'], () => [[{ reason: 'pool-full' }, stats().pool.refusedFull]]);
   counterFrom(registers, 'httpgw_server_cool_downs_total', 'Times a server was rested after timeouts', [], () => [[{}, stats().pool.coolDowns]]);
 
   // Per server: label `server` is the address:port it registered from, `name` the name it gave.

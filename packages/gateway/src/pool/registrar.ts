@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { COOKIE_BYTES, type Packet } from '@httpgw/protocol';
 import { formatHostPort, type Logger } from '@httpgw/runtime';
-import { serverKey, type ServerPool } from './server-pool.js';
+import { serverKey, type PoolServer, type ServerPool } from './server-pool.js';
 
 export interface RegistrarInit {
   pool: ServerPool;
@@ -10,6 +10,12 @@ export interface RegistrarInit {
   reply: (packet: Packet, address: string, port: number) => number;
   /** Encoded size of a packet, to keep answers to unvalidated addresses small. */
   sizeOf: (packet: Packet) => number;
+  /** A server named the generation of its catalogue (at registration, in a heartbeat): the holder index's hook. */
+  onCatalog?: (server: PoolServer, generation: number) => void;
+  /** How long a refused server is told to wait before it tries again (default 15 s; it backs off further). */
+  refusedRetryMs?: number;
+  /** Refusals are logged as one line per interval at most (default 10 s). */
+  refusalLogMs?: number;
   now?: () => number;
 }
 
@@ -28,6 +34,9 @@ export class Registrar {
   private readonly cookieSecret = randomBytes(32);
   private readonly init: RegistrarInit;
   private readonly now: () => number;
+  /** Refusals not logged yet, and when the last line was written. */
+  private unloggedRefusals = 0;
+  private refusalLoggedAt = Number.NEGATIVE_INFINITY;
 
   constructor(init: RegistrarInit) {
     this.init = init;
@@ -53,14 +62,30 @@ export class Registrar {
           logger.debug('registration with a bad cookie ignored', { from: formatHostPort(address, port) });
           return true;
         }
-        if (pool.admit(address, port, packet.name)) this.init.reply({ type: 'registered', heartbeatMs: pool.heartbeatMs }, address, port);
+        const server = pool.admit(address, port, packet.name);
+        if (!server) {
+          // The cookie came back, so the address is real: a refusal (as small as the hello) goes to it.
+          this.init.reply({ type: 'refused', reason: 'pool-full', retryAfterMs: this.init.refusedRetryMs ?? 15_000 }, address, port);
+          this.noteRefusal();
+          return true;
+        }
+        server.heartbeatMs = pool.currentHeartbeatMs;
+        this.init.reply({ type: 'registered', heartbeatMs: server.heartbeatMs }, address, port);
+        if (packet.catalog !== undefined) this.init.onCatalog?.(server, packet.catalog);
         return true;
       }
       case 'heartbeat': {
         const server = pool.get(serverKey(address, port));
-        if (server) pool.touch(server);
-        // The answer is under twice the heartbeat's size: a spoofed heartbeat amplifies little.
-        this.init.reply({ type: 'heartbeat-ack', known: server !== undefined }, address, port);
+        if (!server) {
+          // The answer is under twice the heartbeat's size: a spoofed heartbeat amplifies little.
+          this.init.reply({ type: 'heartbeat-ack', known: false }, address, port);
+          return true;
+        }
+        pool.touch(server);
+        // A pool that grew tells its servers a longer interval, one heartbeat at a time.
+        server.heartbeatMs = pool.currentHeartbeatMs;
+        this.init.reply({ type: 'heartbeat-ack', known: true, heartbeatMs: server.heartbeatMs }, address, port);
+        if (packet.catalog !== undefined) this.init.onCatalog?.(server, packet.catalog);
         return true;
       }
       case 'leave': {
@@ -71,6 +96,20 @@ export class Registrar {
       default:
         return false;
     }
+  }
+
+  /** One log line per interval, however many servers knock: "refused N registrations: pool full". */
+  private noteRefusal(): void {
+    this.unloggedRefusals++;
+    const now = this.now();
+    if (now - this.refusalLoggedAt < (this.init.refusalLogMs ?? 10_000)) return;
+    this.init.logger.warn(`refused ${this.unloggedRefusals} registration${this.unloggedRefusals === 1 ? '' : 's'}: pool full (max-servers ${this.init.pool.maxServers})`, {
+      refused: this.unloggedRefusals,
+      maxServers: this.init.pool.maxServers,
+      retryAfterMs: this.init.refusedRetryMs ?? 15_000,
+    });
+    this.unloggedRefusals = 0;
+    this.refusalLoggedAt = now;
   }
 
   private period(): number {
