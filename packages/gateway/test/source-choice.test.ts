@@ -113,6 +113,7 @@ describe('SourceChoice', () => {
       const sent = server.delivery.onSend(0, true);
       server.delivery.onDelivered(sent, bytesPerMs * 10, 10);
       server.rtt.sample(minRttMs, 0, true);
+      server.lastAskedAt = 0; // asked lately: no probe (see the probe test)
     };
     // Keys sort in admission order: s0 owns block 0, s1 block 1, s2 block 2.
     const unequal = () => {
@@ -123,7 +124,7 @@ describe('SourceChoice', () => {
       measure(slow2!, 10_000);
       return { pool, slow1: slow1!, fast: fast!, slow2: slow2!, choice: new SourceChoice(keys, pool) };
     };
-    const timing = (ahead: number, receiveRate: number | undefined = 120_000) => ({ ahead, chunkBytes: CHUNK, receiveRate });
+    const timing = (ahead: number, receiveRate: number | undefined = 120_000, now = 50) => ({ ahead, chunkBytes: CHUNK, receiveRate, now });
 
     it('a slow owner keeps the chunks far enough ahead, as many as it delivers in time; the near ones go to the fast server', () => {
       const { fast, slow1, slow2, choice } = unequal();
@@ -165,6 +166,14 @@ describe('SourceChoice', () => {
       const fresh = setup(3, 32);
       const unmeasured = new SourceChoice(fresh.keys, fresh.pool);
       expect(unmeasured.forRun(AFFINITY_BLOCK, 16, 1000, timing(0, undefined))).toEqual({ server: fresh.servers[1], count: run });
+    });
+
+    it('an idle owner not asked for 100 ms is probed with two chunks, in time or not: its estimate can only be raised by being measured', () => {
+      const { slow1, choice } = unequal();
+      expect(choice.forRun(0, 16, 1000, timing(0, 120_000, 99))?.server).not.toBe(slow1);
+      expect(choice.forRun(0, 16, 1000, timing(0, 120_000, 100))).toEqual({ server: slow1, count: 2 });
+      slow1.inFlight = 2;
+      expect(choice.forRun(0, 16, 1000, timing(0, 120_000, 500))?.server).not.toBe(slow1);
     });
 
     it('a distant server (20 ms away) gets no chunk the client needs within its round trip', () => {

@@ -45,6 +45,8 @@ export class PoolServer {
   draining = false;
   coolingUntil = 0;
   inFlight = 0;
+  /** When a chunk request last went to it (the scheduler probes a server it has not asked lately). */
+  lastAskedAt = Number.NEGATIVE_INFINITY;
   consecutiveTimeouts = 0;
   /** When the last timeout was noticed: requests sent before it belong to the same loss event. */
   lastTimeoutAt = Number.NEGATIVE_INFINITY;

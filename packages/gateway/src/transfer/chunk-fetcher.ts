@@ -265,7 +265,7 @@ export class ChunkFetcher {
       }
       // A run stops before a chunk the cache has or another transfer is fetching.
       const limit = this.cache ? this.uncachedRun(this.nextNew, allowed) : allowed;
-      const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs };
+      const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs, now: this.init.now() };
       const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining, timing);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.readAhead?.take(run.count);

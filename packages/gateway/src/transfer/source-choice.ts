@@ -83,6 +83,9 @@ export class SourceChoice {
     if (owner) {
       const run = runFor(owner, inBlock, neededInBlock, ownerInTime);
       if (run) return run;
+      // Not in time by its estimate, but idle and not asked lately: a probe of two chunks, whose answers
+      // are a sample that can raise the estimate (one that never gets work would never be measured again).
+      if (timing && ownerUsable && owner.inFlight === 0 && owner.room >= PROBE_CHUNKS && timing.now - owner.lastAskedAt >= PROBE_INTERVAL_MS && inBlock >= PROBE_CHUNKS) return { server: owner, count: PROBE_CHUNKS };
     }
     // An owner that is busy but in time keeps its block unless another server would run dry.
     const ownerWillServe = ownerUsable && ownerInTime > 0;
@@ -244,7 +247,13 @@ export interface RunTiming {
   chunkBytes: number;
   /** Bytes per ms this transfer received lately; undefined until measured. */
   receiveRate: number | undefined;
+  /** The clock of the pool's servers' `lastAskedAt`. */
+  now: number;
 }
+
+/** An idle owner not asked for this long is probed with PROBE_CHUNKS chunks, in time or not. */
+const PROBE_INTERVAL_MS = 100;
+const PROBE_CHUNKS = 2;
 
 /** Bytes per ms assumed before any rate is measured (100 MB/s): due times for a fresh gateway's first transfer. */
 const PRIOR_RATE = 100_000;

@@ -28,10 +28,15 @@ export class DeliveryRate {
   private deliveredAt = 0;
   private firstSentAt = 0;
   private smoothed: number | undefined;
+  private measuredBusy = false;
 
-  /** Bytes per ms, once measured. */
+  /**
+   * Bytes per ms, once measured while the server was busy: samples taken while the gateway left it
+   * idle measure the round trip more than the rate, and a server judged slow on those alone would
+   * get too little work to be measured again (among equal servers, one would take everything).
+   */
   get bytesPerMs(): number | undefined {
-    return this.smoothed;
+    return this.measuredBusy ? this.smoothed : undefined;
   }
 
   /** Taken when a request is sent; `idle`: nothing else is in flight to this server (a new flight starts). */
@@ -51,6 +56,7 @@ export class DeliveryRate {
     const intervalMs = Math.max(at.sentAt - at.firstSentAt, now - at.deliveredAt);
     if (intervalMs < MIN_INTERVAL_MS) return;
     const sample = (this.delivered - at.delivered) / intervalMs;
+    if (!at.appLimited) this.measuredBusy = true;
     // An app-limited sample may raise the estimate only over more than one answer: a single chunk from
     // idle may be all a token bucket's burst (--max-rate lets ~10 ms of its rate through at once).
     if (at.appLimited && this.smoothed !== undefined && (sample < this.smoothed || this.delivered - at.delivered < 2 * bytes)) return;

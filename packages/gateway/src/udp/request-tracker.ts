@@ -120,6 +120,7 @@ export class RequestTracker {
     }
     const sentAt = this.now();
     const idle = server.inFlight === 0;
+    if (queues === this.queues) server.lastAskedAt = sentAt;
     const delivery = server.delivery.onSend(sentAt, idle, server.inFlight + handlers.length < server.window.size / 2);
     for (let i = 0; i < handlers.length; i++) {
       const request: PendingRequest = { id: first + i, server, sentAt, delivery, unqueued: idle && i === 0, sequence: queue.nextSequence++, queue, handlers: handlers[i]! };
