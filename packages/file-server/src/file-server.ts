@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { MAX_DATAGRAM_BYTES, createFrameCodec, isDatagramSize, listEntriesBudget, type CatalogRequestPacket, type ChunkRequestPacket, type ErrorCode, type FrameKey, type ListRequestPacket, type MetaRequestPacket, type Packet } from '@httpgw/protocol';
 import { DEFAULT_MAX_DATAGRAM_RATE, DatagramEndpoint, formatHostPort, resolveHost, silentLogger, type Logger } from '@httpgw/runtime';
 import { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './store/errors.js';
-import { FileStore } from './store/file-store.js';
+import { FileStore, type ChunkRead } from './store/file-store.js';
 import { Catalogue } from './store/catalogue.js';
 import { GatewayLink, type GatewayAddress } from './link/gateway-link.js';
 import { TokenBucket, defaultBurst } from './pacing/token-bucket.js';
@@ -184,6 +184,11 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     send({ type: 'meta', requestId: request.requestId, ...meta }, link.address, link.port);
   };
 
+  const sendChunk = (link: GatewayLink, requestId: number, chunk: number, read: ChunkRead) => {
+    served.bytesSent += send({ type: 'chunk', requestId, chunk, hasNext: read.hasNext, md5: read.md5, data: read.data }, link.address, link.port);
+    served.chunksSent++;
+  };
+
   /** One answer per chunk asked for, in order: the chunk, or an error under that chunk's request id. */
   const serveChunks = async (link: GatewayLink, request: ChunkRequestPacket) => {
     if (pacer) return servePacedChunks(link, request, pacer);
@@ -191,9 +196,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
     for (let i = 0; i < count; i++) {
       const requestId = request.requestId + i;
       try {
-        const { data, hasNext, md5 } = await store.readChunk(request.path, request.version, request.chunk + i, request.chunkSize);
-        served.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext, md5, data }, link.address, link.port);
-        served.chunksSent++;
+        sendChunk(link, requestId, request.chunk + i, await store.readChunk(request.path, request.version, request.chunk + i, request.chunkSize));
       } catch (error) {
         replyFailure(link, requestId, request.path, error);
       }
@@ -224,8 +227,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
         }
         const wait = bucket.reserve(read.data.length);
         if (wait > 0) await sleep(wait);
-        served.bytesSent += send({ type: 'chunk', requestId, chunk: request.chunk + i, hasNext: read.hasNext, md5: read.md5, data: read.data }, link.address, link.port);
-        served.chunksSent++;
+        sendChunk(link, requestId, request.chunk + i, read);
       }
     } finally {
       done();

@@ -236,20 +236,21 @@ export class ServerPool {
   }
 
   /**
-   * An answer, `rttMs` after its request went out at `sentAt`. `how.unqueued`: nothing else was in
-   * flight to the server then. `how.pathOnly`: a metadata answer that overtook chunk requests waiting
+   * An answer, `rttMs` after its request went out at `sentAt`. `unqueued`: nothing else was in
+   * flight to the server then. `pathOnly`: a metadata answer that overtook chunk requests waiting
    * at the server: it tells the path's round trip, not what a chunk request waits (the RTO), so only
-   * the least round trip learns from it. `how.data`: a chunk; only data grows the window (an error
-   * such as `busy` comes back at once and says nothing of how much the server can take).
+   * the least round trip learns from it. `data`: a chunk; only data grows the window (an error such
+   * as `busy` comes back at once and says nothing of how much the server can take). Positional, not
+   * an options object: this runs once per chunk.
    */
-  onAnswer(server: PoolServer, sentAt: number, rttMs: number, how: { unqueued?: boolean; pathOnly?: boolean; data?: boolean } = { data: true }): void {
+  onAnswer(server: PoolServer, sentAt: number, rttMs: number, unqueued = false, pathOnly = false, data = true): void {
     server.stats.answers++;
     server.consecutiveTimeouts = 0;
-    if (how.pathOnly) server.rtt.sampleMin(rttMs, this.now());
-    else server.rtt.sample(rttMs, this.now(), how.unqueued);
+    if (pathOnly) server.rtt.sampleMin(rttMs, this.now());
+    else server.rtt.sample(rttMs, this.now(), unqueued);
     // Grown only while it limits what is in flight (RFC 7661): a window the scheduler leaves half
     // empty would otherwise grow without bound, and a burst of retries could fill it to any depth.
-    if (how.data && server.inFlight + 1 >= server.window.size / 2) server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
+    if (data && server.inFlight + 1 >= server.window.size / 2) server.window.onAnswer(sentAt, rttMs - (server.rtt.minMs ?? rttMs));
     if (server.state === 'cooling') this.endCoolDown(server, 'answered');
   }
 

@@ -62,7 +62,8 @@ export class Transfers {
   /** The one interval that runs every transfer's tick. */
   private readonly ticker = new Ticker();
   /** Aborted when the gateway stops. */
-  private readonly stopping = new AbortController();
+  /** stop() was called: transfers asked for from now on end at once. */
+  private stopped = false;
   /** Where the next transfer starts its round-robin: each one further, so one-chunk files spread over the servers too. */
   private nextStart = 0;
   private readonly readAheadChunks: number;
@@ -90,7 +91,7 @@ export class Transfers {
 
   /** Ends every transfer in progress, and any asked for later at once (the gateway is stopping). */
   stop(): void {
-    this.stopping.abort();
+    this.stopped = true;
     for (const fetcher of this.running) fetcher.cancel();
   }
 
@@ -126,7 +127,7 @@ export class Transfers {
   private fetchFromServers(file: FileVersion, firstByte: number, lastByte: number, signal?: AbortSignal, requestId?: string): { fetcher: ChunkFetcher; chunks: AsyncGenerator<Buffer, void, undefined> } {
     const { chunkSize, stallTimeoutMs, hedging } = this.settings;
     // Ended by the client's signal or by stop(), through fetcher.cancel(): no signal of its own. Not
-    // AbortSignal.any([signal, stopping.signal]): on Node 20 every signal it makes stays referenced
+    // AbortSignal.any([signal, a stop signal]): on Node 20 every signal it makes stays referenced
     // from the gateway's long-lived stop signal (nodejs/node#55351: about 240 bytes per transfer,
     // never freed), and it costs ~35 µs a call; an AbortController per transfer ~10 µs.
     // Every line this transfer logs names its request.
@@ -154,7 +155,7 @@ export class Transfers {
     this.counters.started++;
     this.running.add(fetcher);
     const clientLeft = () => fetcher.cancel();
-    if (signal?.aborted || this.stopping.signal.aborted) fetcher.cancel();
+    if (signal?.aborted || this.stopped) fetcher.cancel();
     signal?.addEventListener('abort', clientLeft);
     let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
     try {

@@ -152,7 +152,7 @@ export class RequestTracker {
     const rttMs = now - request.sentAt;
     // A metadata answer while chunks wait at the server measures the path, not the chunks' queue.
     const pathOnly = request.queue.control && (this.queues.get(request.server)?.pending.size ?? 0) > 0;
-    this.init.pool.onAnswer(request.server, request.sentAt, rttMs, { unqueued: request.unqueued, pathOnly, data: answer.type === 'chunk' });
+    this.init.pool.onAnswer(request.server, request.sentAt, rttMs, request.unqueued, pathOnly, answer.type === 'chunk');
     if (answer.type === 'chunk') request.server.delivery.onDelivered(request.delivery, answer.data.length, now);
     this.detectLost(request, now, rttMs);
     request.handlers.onAnswer(answer, request.server, digestOk);
