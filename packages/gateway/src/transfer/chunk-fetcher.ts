@@ -25,6 +25,13 @@ export interface TransferStats {
   badChunks: number;
 }
 
+/**
+ * How late a server may be for a chunk before the scheduler gives it to another: more than a timer's
+ * grain, as much as a busy gateway's event loop delays answers, so servers that differ by such noise
+ * stay equals (round-robin, block affinity) and only a really slow or distant one loses near chunks.
+ */
+const DUE_SLACK_MS = 20;
+
 /** A chunk waited for from another transfer's fetch is asked for here too after this long. */
 const JOINED_OVERDUE_MS = 3_000;
 
@@ -265,7 +272,7 @@ export class ChunkFetcher {
       }
       // A run stops before a chunk the cache has or another transfer is fetching.
       const limit = this.cache ? this.uncachedRun(this.nextNew, allowed) : allowed;
-      const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs, now: this.init.now() };
+      const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs, now: this.init.now(), slackMs: DUE_SLACK_MS };
       const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining, timing);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
       this.readAhead?.take(run.count);

@@ -109,7 +109,7 @@ export class SourceChoice {
       for (const key of this.candidates) sum += this.pool.get(key)?.delivery.bytesPerMs ?? 0;
       if (sum > 0) rate = sum;
     }
-    return (timing.ahead * timing.chunkBytes) / (rate ?? PRIOR_RATE) + DUE_SLACK_MS;
+    return (timing.ahead * timing.chunkBytes) / (rate ?? PRIOR_RATE) + (timing.slackMs ?? DUE_SLACK_MS);
   }
 
   /** The usable candidate whose next chunk would arrive first (waiting for room included), and when the next best's would. */
@@ -249,6 +249,8 @@ export interface RunTiming {
   receiveRate: number | undefined;
   /** The clock of the pool's servers' `lastAskedAt`. */
   now: number;
+  /** Leeway on due times (default DUE_SLACK_MS): how late a server may be before it loses a chunk. */
+  slackMs?: number;
 }
 
 /** An idle owner not asked for this long is probed with PROBE_CHUNKS chunks, in time or not. */
