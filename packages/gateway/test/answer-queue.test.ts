@@ -18,12 +18,13 @@ function chunkAnswer(requestId: number, honest: boolean, length = 40_000): { ans
   return { answer, data };
 }
 
-function setup(worker: boolean, wanted: (answer: Answer) => boolean = () => true) {
+function setup(worker: boolean, wanted: (answer: Answer) => boolean = () => true, urgent?: (answer: Answer) => boolean) {
   const delivered: Array<{ requestId: number; digestOk: boolean | undefined; data?: Buffer }> = [];
   let done: () => void = () => {};
   const queue = new AnswerQueue({
     worker,
     wanted,
+    ...(urgent ? { urgent } : {}),
     logger: silentLogger,
     deliver: (answer, _from, digestOk) => {
       delivered.push({ requestId: answer.requestId, digestOk, ...(answer.type === 'chunk' ? { data: Buffer.from(answer.data) } : {}) });
@@ -84,6 +85,20 @@ describe.each([true, false])('AnswerQueue (worker: %s)', (worker) => {
 });
 
 describe('AnswerQueue', () => {
+  it('hands a chunk a client waits for on at once, with what arrived before it, before the batch would be hashed', () => {
+    const t = setup(true, () => true, (answer) => answer.requestId === 3);
+    const sent = [chunkAnswer(1, true, 61_440), chunkAnswer(2, false, 61_440), chunkAnswer(3, true, 61_440), chunkAnswer(4, true, 61_440)];
+    for (const { answer } of sent) t.queue.push(answer, 's');
+    // Synchronously: no event-loop turn, no worker. The fourth waits for its batch.
+    expect(t.delivered.map((d) => [d.requestId, d.digestOk])).toEqual([
+      [1, true],
+      [2, false],
+      [3, true],
+    ]);
+    expect(t.delivered[2]!.data?.equals(sent[2]!.data)).toBe(true);
+    expect(t.queue.counters.hashedHere).toBe(3);
+  });
+
   it('does not hash a chunk nobody waits for: it goes on at once, unjudged', async () => {
     const t = setup(true, (answer) => answer.requestId !== 2);
     t.queue.push(chunkAnswer(2, true).answer, 's');

@@ -48,6 +48,20 @@ function handlers() {
 }
 
 describe('RequestTracker', () => {
+  it('says an answer is urgent only when its request says so, and only from the server asked', () => {
+    let waiting = true;
+    const idA = tracker.send(a, metaRequest, { ...handlers(), urgent: () => waiting });
+    const idB = tracker.send(b, metaRequest, handlers());
+    expect(tracker.isUrgent(idA, a.key)).toBe(true);
+    expect(tracker.isUrgent(idA, b.key)).toBe(false);
+    expect(tracker.isUrgent(idB, b.key)).toBe(false);
+    waiting = false;
+    expect(tracker.isUrgent(idA, a.key)).toBe(false);
+    waiting = true;
+    tracker.onAnswer(metaAnswer(idA), a.key);
+    expect(tracker.isUrgent(idA, a.key)).toBe(false);
+  });
+
   it('routes each answer to the request it answers, whatever the order and the server', () => {
     const first = handlers();
     const second = handlers();

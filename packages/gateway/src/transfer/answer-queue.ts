@@ -17,6 +17,8 @@ export interface AnswerQueueInit {
   workers?: number;
   /** Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be counted). */
   wanted: (answer: Answer, from: string) => boolean;
+  /** Whether a client waits for this answer before anything else: hashed here at once, with what arrived before it, not batched. */
+  urgent?: (answer: Answer, from: string) => boolean;
   logger: Logger;
 }
 
@@ -89,6 +91,16 @@ export class AnswerQueue {
     const entry: ChunkEntry = { answer, from, digestOk: undefined, ready: false };
     this.entries.push(entry);
     this.batch.push(entry);
+    if (this.init.urgent?.(answer, from)) {
+      // A download's first chunk: its client has been waiting a whole round trip already, and a
+      // batch may grow for the rest of this poll phase, then wait for a worker. This batch so far
+      // (all that arrived before it) is hashed now; what arrives next starts another.
+      const upToIt = this.batch;
+      this.batch = [];
+      this.settleHere(upToIt);
+      this.drain();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // After the poll phase: every datagram already read joins this batch.

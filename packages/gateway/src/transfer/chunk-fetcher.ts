@@ -315,6 +315,8 @@ export class ChunkFetcher {
       handlers.push({
         onAnswer: (answer, from, digestOk) => this.onAnswer(chunk, firstId + i, answer, from, digestOk),
         onLost: (_reason, from) => this.onLost(chunk, firstId + i, from),
+        // The first byte's chunk: its client has nothing yet (time to first byte).
+        urgent: () => chunk === this.range.firstChunk && this.nextToDeliver === chunk,
       });
     }
     const firstId = this.init.tracker.sendRun(server, (requestId) => ({ type: 'chunk-request', requestId, path, version, chunk: first, chunkSize, ...(count > 1 ? { count } : {}) }), handlers);

@@ -9,6 +9,8 @@ export interface RequestHandlers {
   onAnswer(answer: Packet, server: PoolServer, digestOk?: boolean): void;
   /** `timeout`: no answer within the RTO; `reordered`: later requests to the same server were answered first. */
   onLost(reason: 'timeout' | 'reordered', server: PoolServer): void;
+  /** Whether a client is waiting for this answer before anything else (a download's first chunk): it should not wait behind a batch. */
+  urgent?(): boolean;
 }
 
 interface PendingRequest {
@@ -91,6 +93,12 @@ export class RequestTracker {
   /** Whether an answer with this id from this server would be taken (not late, not spoofed). */
   expects(requestId: number, fromKey: string): boolean {
     return this.byId.get(requestId)?.server.key === fromKey;
+  }
+
+  /** Whether the answer to `requestId` from `fromKey` is one a client waits for before anything else (RequestHandlers.urgent). */
+  isUrgent(requestId: number, fromKey: string): boolean {
+    const request = this.byId.get(requestId);
+    return request !== undefined && request.server.key === fromKey && request.handlers.urgent?.() === true;
   }
 
   get inFlight(): number {
