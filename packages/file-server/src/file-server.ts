@@ -155,7 +155,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   };
   let readsInProgress = 0;
   const pacer = init.maxRate === undefined ? undefined : new TokenBucket(init.maxRate, defaultBurst(init.maxRate, MAX_DATAGRAM_BYTES));
-  const send = (packet: Packet, toAddress: string, toPort: number) => endpoint.send(packet, toAddress, toPort);
+  const send = (packet: Packet, toAddress: string, toPort: number, onSent?: () => void) => endpoint.send(packet, toAddress, toPort, onSent);
 
   for (const gateway of resolved) {
     const link = new GatewayLink({
@@ -185,7 +185,7 @@ export async function createFileServer(init: FileServerInit): Promise<FileServer
   };
 
   const sendChunk = (link: GatewayLink, requestId: number, chunk: number, read: ChunkRead) => {
-    served.bytesSent += send({ type: 'chunk', requestId, chunk, hasNext: read.hasNext, md5: read.md5, data: read.data }, link.address, link.port);
+    served.bytesSent += send({ type: 'chunk', requestId, chunk, hasNext: read.hasNext, md5: read.md5, data: read.data }, link.address, link.port, () => store.release(read.data));
     served.chunksSent++;
   };
 

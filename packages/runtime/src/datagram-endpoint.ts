@@ -74,9 +74,10 @@ export class DatagramEndpoint {
 
   /**
    * Sends `packet` to an address of either family (an IPv4 address from a dual-stack socket goes out
-   * IPv4-mapped); returns the datagram's size, or 0 when the socket is already closed.
+   * IPv4-mapped); returns the datagram's size, or 0 when the socket is already closed. `onSent`:
+   * called once the socket no longer reads the packet's buffers (sent, failed, or never sent).
    */
-  send(packet: Packet, address: string, port: number): number {
+  send(packet: Packet, address: string, port: number, onSent?: () => void): number {
     const parts = this.init.codec.encodeParts(packet);
     let length = 0;
     for (const part of parts) length += part.length;
@@ -87,10 +88,12 @@ export class DatagramEndpoint {
       const to = this.ipv6 && !address.includes(':') ? `::ffff:${address}` : address;
       this.socket.send(parts, port, to, (error) => {
         if (error) this.onSendError(formatHostPort(address, port), error);
+        onSent?.();
       });
     } catch {
       // Only after close(): a read or transfer winding down must not throw into its caller.
       this.counters.sendErrors++;
+      onSent?.();
       return 0;
     }
     return length;

@@ -7,6 +7,7 @@ import { Listings } from './listings.js';
 import { Manifests, type Manifest } from './manifests.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
 import { PathGuard } from './path-guard.js';
+import { ReadBuffers } from './read-buffers.js';
 
 export { DigestPendingError, ForbiddenPathError, NotFoundError, StaleVersionError, UnreadableError } from './errors.js';
 
@@ -34,6 +35,7 @@ export interface FileMeta {
 }
 
 export interface ChunkRead {
+  /** Lent by the store: hand it back with release() once sent. */
   data: Buffer;
   hasNext: boolean;
   md5: Buffer;
@@ -54,6 +56,8 @@ export class FileStore {
   private readonly manifests: Manifests;
   private readonly listings: Listings;
   private readonly metaWaitMs: number;
+  /** Where chunk reads go; release() gives each back once its datagram is sent. */
+  private readonly readBuffers = new ReadBuffers();
   /** Chunk MD5s computed (each file version is hashed once per chunk size, when first asked for). */
   readonly counters = { digestsComputed: 0, changedWhileRead: 0 };
 
@@ -113,19 +117,29 @@ export class FileStore {
     const offset = index * chunkSize;
     const size = file.identity.size;
     if (offset > size || (offset === size && size > 0)) throw new NotFoundError(`chunk ${index} is past the end of ${path}`);
-    const data = Buffer.allocUnsafe(Math.min(chunkSize, size - offset));
-    let filled = 0;
-    while (filled < data.length) {
-      // A blocking pread, as nginx does without `aio threads`: from the page cache it costs a copy,
-      // while a threadpool read costs two cross-thread wake-ups and answers out of order.
-      const bytesRead = readSync(file.handle.fd, data, filled, data.length - filled, offset + filled);
-      if (bytesRead === 0) throw this.changed(path, file, 'shrank while being read');
-      filled += bytesRead;
+    const data = this.readBuffers.take(Math.min(chunkSize, size - offset));
+    try {
+      let filled = 0;
+      while (filled < data.length) {
+        // A blocking pread, as nginx does without `aio threads`: from the page cache it costs a copy,
+        // while a threadpool read costs two cross-thread wake-ups and answers out of order.
+        const bytesRead = readSync(file.handle.fd, data, filled, data.length - filled, offset + filled);
+        if (bytesRead === 0) throw this.changed(path, file, 'shrank while being read');
+        filled += bytesRead;
+      }
+      // After the read, not before: a write that landed in these bytes has already moved mtime and ctime.
+      if (!isSameFile(fstatSync(file.handle.fd, { bigint: true }), file.identity)) throw this.changed(path, file, 'changed while being read');
+    } catch (error) {
+      this.readBuffers.release(data);
+      throw error;
     }
-    // After the read, not before: a write that landed in these bytes has already moved mtime and ctime.
-    if (!isSameFile(fstatSync(file.handle.fd, { bigint: true }), file.identity)) throw this.changed(path, file, 'changed while being read');
     const at = index * MD5_BYTES;
     return { data, hasNext: offset + data.length < size, md5: manifest.digests.subarray(at, at + MD5_BYTES) };
+  }
+
+  /** A chunk read's data is sent (or dropped): its buffer may take another read. Data not from readChunk is ignored. */
+  release(data: Buffer): void {
+    this.readBuffers.release(data);
   }
 
   /** One page of the directory at `path` from `cursor` (see Listings.page). */
