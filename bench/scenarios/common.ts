@@ -1,5 +1,6 @@
 /** Helpers shared by the scenarios. */
 import { CpuMeter, GB, curlDownload, processTree, sleep, sum, type Download } from '../measure.js';
+import type { SizeName } from '../files.js';
 import type { BenchContext, DownloadTarget, HttpgwInstance } from '../types.js';
 
 /** Thrown by a scenario that cannot run at all here (reported as skipped, not failed). */
@@ -53,6 +54,20 @@ export function peerTargets(ctx: BenchContext): Map<string, DownloadTarget> {
     if (t) m.set(t.name, t);
   }
   return m;
+}
+
+/**
+ * Downloads through a gateway just started, before anything is measured: V8 compiles the hot code
+ * in the first few hundred MB (running it unoptimised meanwhile, at about twice the CPU), while a
+ * gateway in service has long been warm. What a cold start costs is measured on its own (cost).
+ */
+export async function warmUp(gw: HttpgwInstance, files: BenchContext['files'], progress: (text: string) => void): Promise<void> {
+  const plan: Array<[SizeName, number]> = [['64 MiB', 8], ['1 MiB', 32], ['4 KiB', 100]];
+  for (const [size, count] of plan) {
+    const file = await files.ensure(size);
+    progress(`warming httpgw up: ${count} x ${size}`);
+    for (let i = 0; i < count; i++) await download(gw.target, file, files.bytes(size));
+  }
 }
 
 /** The shared gateway, or undefined when httpgw cannot run (not built: the report header says so). */
@@ -114,17 +129,28 @@ export interface SeriesPlan {
   pids: readonly number[];
   /** Warm-up download (default: the measured file). */
   warmUp?: { file: string; bytes: number };
+  /** Warm-up downloads (default 1): a JIT-compiled server reaches its steady cost only after some. */
+  warmUpDownloads?: number;
+  /** Gets the first warm-up download metered: the cost of a process just started. */
+  onFirstDownload?: (batch: Batch) => void;
   /** Called between the warm-up and the first measured sample (e.g. to reset VmHWM). */
   afterWarmUp?: () => void;
 }
 
-/** One unmeasured warm-up download, then `samples` metered batches. Failures become notes. */
+/** Unmeasured warm-up downloads (the first may be metered), then `samples` metered batches. Failures become notes. */
 export async function measureSeries(ctx: BenchContext, failures: Failures, plan: SeriesPlan): Promise<Batch[]> {
   const key = plan.target.name;
   const perSample = plan.perSample ?? 1;
   const warm = plan.warmUp ?? { file: plan.file, bytes: plan.bytes };
-  ctx.progress(`${plan.label}: warm-up`);
-  await failures.attempt(key, `${plan.label} warm-up`, () => download(plan.target, warm.file, warm.bytes));
+  const warmUps = plan.warmUpDownloads ?? 1;
+  for (let i = 1; i <= warmUps && !failures.gaveUp(key); i++) {
+    const what = `${plan.label} warm-up${warmUps > 1 ? ` ${i}/${warmUps}` : ''}`;
+    ctx.progress(what);
+    if (i === 1 && plan.onFirstDownload) {
+      const first = await failures.attempt(key, what, () => meteredBatch(plan.target, warm.file, warm.bytes, 1, plan.pids));
+      if (first) plan.onFirstDownload(first);
+    } else await failures.attempt(key, what, () => download(plan.target, warm.file, warm.bytes));
+  }
   plan.afterWarmUp?.();
   const batches: Batch[] = [];
   for (let i = 1; i <= plan.samples && !failures.gaveUp(key); i++) {
