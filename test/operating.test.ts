@@ -289,7 +289,7 @@ describe('SIGTERM drain', () => {
   it('a second signal exits at once', async () => {
     const d = await deploy(['--drain-timeout', '60000', '--read-ahead', String(256 * 1024)]);
     // Larger than loopback's socket buffers (a few MiB): the response is still being written when the signals come.
-    const download = slowDownload(`${d.base}/large.bin`, '256K');
+    const download = slowDownload(`${d.base}/large.bin`, '1M');
     await until(() => sizeOf(download.out) > 64 * 1024, 10_000, 'the download to be under way');
     d.gateway.child.kill('SIGTERM');
     await d.gateway.waitForLine(/draining/);

@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { createStderrLogger, parseConfig, readSecretKey, reloadConfig, resolveLogFormat, runIfMain, serveUntilSignal } from '@httpgw/runtime';
 import { createGateway, defaultCacheBytes, type GatewayChanges, type GatewayInit } from './gateway.js';
+import { configForWorker, leaveCluster, reportReady, runPrimary, workerIdentity } from './cluster.js';
 import { parseAdminAddress, readAdminToken } from './ops/admin-auth.js';
 import type { HttpLimitsInit } from './http/limits.js';
 import { defaultReadAheadBudgetBytes } from './transfer/read-ahead-budget.js';
@@ -15,6 +16,7 @@ function parser(argv: string[]) {
     .positional('port', { type: 'number', describe: GATEWAY_OPTIONS.port.describe, defaultDescription: '8080' })
     .example('$0', 'HTTP and UDP on 0.0.0.0:8080')
     .example('$0 127.0.0.1 9000 --udp-port 9001', 'HTTP on 9000, file servers register on UDP 9001')
+    .example('$0 --workers 2 --udp-port 9000', 'two gateway processes on HTTP 8080, UDP 9000 and 9001 (fastfilesrv --gateway HOST:9000 --gateway HOST:9001)')
     .example('$0 --chunk-size 1200', 'MTU-safe chunks (and listing pages) for networks that drop IP fragments')
     .example('$0 :: 8080', 'dual-stack: IPv6 and IPv4 clients and file servers')
     .example('$0 --cache-size 2GiB --cache-dir /var/cache/httpgw', 'hot files from memory, and a disk cache that survives restarts')
@@ -85,16 +87,22 @@ export async function main(argv: string[]): Promise<number> {
   const parsed = await parseConfig(GATEWAY_COMMAND, parser(argv), checkGatewayConfig);
   if ('exitCode' in parsed) return parsed.exitCode;
   let { config } = parsed;
-  const logger = createStderrLogger('httpgw', config['log-level'], resolveLogFormat(config['log-format']));
+  const worker = workerIdentity();
+  const logger = createStderrLogger(worker === undefined ? 'httpgw' : `httpgw[${worker.index}]`, config['log-level'], resolveLogFormat(config['log-format']));
+  if (config.workers > 1 && worker === undefined) return runPrimary(config.workers, logger);
+  // A worker runs with its ports moved and its share of what the workers divide (cluster.ts).
+  const local = (resolved: GatewayConfig) => (worker === undefined ? resolved : configForWorker(resolved, worker));
   try {
     const key = config['secret-file'] ? await readSecretKey(config['secret-file']) : undefined;
     const adminToken = config['admin-token-file'] ? await readAdminToken(config['admin-token-file']) : undefined;
-    const admin = config.admin !== undefined ? { admin: { ...parseAdminAddress(config.admin), ...(adminToken ? { token: adminToken } : {}), config: { ...config } } } : {};
-    const gateway = await createGateway({ ...gatewayInit(config), ...admin, logger, ...(key ? { key } : {}) });
+    const mine = local(config);
+    const admin = mine.admin !== undefined ? { admin: { ...parseAdminAddress(mine.admin), ...(adminToken ? { token: adminToken } : {}), config: { ...config } } } : {};
+    const gateway = await createGateway({ ...gatewayInit(mine), ...admin, logger, ...(key ? { key } : {}) });
+    if (worker !== undefined) reportReady(gateway.udpAddress.port);
     // `kill -HUP PID`: re-read the file and the environment; apply what may change while running.
     const reload = () => {
       void reloadConfig(GATEWAY_COMMAND, parsed.flags, config, logger, checkGatewayConfig, (next, changes) => {
-        gateway.reconfigure(gatewayChanges(next));
+        gateway.reconfigure(gatewayChanges(local(next)));
         if (changes.some((change) => change.key === 'log-level')) logger.setLevel(next['log-level']);
         // The admin token is read again: a rotated token file takes effect without a restart.
         const tokenFile = next['admin-token-file'];
@@ -138,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
     await serveUntilSignal(logger, () => gateway.drain(config['drain-timeout']).then(() => undefined));
     process.off('SIGUSR2', logStats);
     process.off('SIGHUP', reload);
+    leaveCluster();
     return 0;
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));

@@ -53,13 +53,27 @@ export function serveUntilSignal(logger: Logger, stop: () => Promise<void>): Pro
       stopping = stop().then(() => {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        process.off('message', onMessage);
         resolve();
       });
     };
+    // A process of a cluster is told by its primary (see STOP_MESSAGES): a terminal's Ctrl-C reaches
+    // every process of the group as well, so a stop message after a signal is not a second signal.
+    const onMessage = (message: unknown) => {
+      if (message === STOP_MESSAGES.stop && !stopping) onSignal('SIGTERM');
+      else if (message === STOP_MESSAGES.stopNow) {
+        if (!stopping) stopping = Promise.resolve();
+        onSignal('SIGTERM');
+      }
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    if (process.send) process.on('message', onMessage);
   });
 }
+
+/** What a cluster's primary sends its processes for the signals it gets: stop gracefully; then at once. */
+export const STOP_MESSAGES = { stop: 'httpgw:stop', stopNow: 'httpgw:stop-now' } as const;
 
 /** Runs `main` with the process's arguments when `moduleUrl` is the script node was started with. */
 export async function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<number>): Promise<void> {

@@ -159,7 +159,8 @@ function readEnv(command: CommandConfig<OptionTable>, env: NodeJS.ProcessEnv): M
   for (const [variable, value] of Object.entries(env)) {
     if (!variable.startsWith(prefix) || value === undefined) continue;
     const key = variable.slice(prefix.length).toLowerCase().replace(/_/g, '-');
-    if (key === 'config') continue;
+    // HTTPGW_CONFIG names the file; HTTPGW_CLUSTER_WORKER is set by a --workers primary for its workers.
+    if (key === 'config' || key === 'cluster-worker') continue;
     if (!Object.hasOwn(command.options, key)) throw new ConfigError(`unknown environment variable ${variable}${suggestion(command.options, key)}`);
     found.set(key, { variable, value });
   }

@@ -30,7 +30,9 @@ export async function bindUdpSocket(init: UdpSocketInit): Promise<Socket> {
   const socket = createSocket({ type, ipv6Only: false, recvBufferSize: init.bufferBytes, sendBufferSize: init.bufferBytes, lookup: addressAsIs });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(init.port, init.address, () => {
+    // Exclusive: in a cluster's worker, a socket of its own (by default node:cluster would share the
+    // primary's, and an answer could reach a worker that never asked).
+    socket.bind({ port: init.port, address: init.address, exclusive: true }, () => {
       socket.off('error', reject);
       resolve();
     });

@@ -50,6 +50,12 @@ export const GATEWAY_OPTIONS = {
     describe: 'bytes all downloads together may fetch ahead of their clients (each may still hold two chunks)',
   }),
   'stall-timeout': option({ type: 'number', schema: positive('must be positive'), default: 10_000, reloadable: true, describe: 'ms without progress before a download is cut' }),
+  workers: option({
+    type: 'number',
+    schema: integerIn(1, 64),
+    default: 1,
+    describe: 'gateway processes sharing the HTTP port, to use more cores: worker i takes UDP port (and admin port) + i, and 1/N of the cache and budgets; register file servers with every worker\'s UDP port',
+  }),
   'md5-workers': option({
     type: 'number',
     schema: integerIn(1, 64),
@@ -103,5 +109,7 @@ export function checkGatewayConfig(config: GatewayConfig): string | undefined {
   const datagram = config['max-datagram-size'];
   if (datagram !== undefined && chunkDatagramBytes(config['chunk-size']) > datagram) return `--max-datagram-size must hold a chunk: at least ${chunkDatagramBytes(config['chunk-size'])} for --chunk-size ${config['chunk-size']}`;
   if (config['admin-token-file'] !== undefined && config.admin === undefined) return '--admin-token-file needs --admin';
+  const udpBase = config['udp-port'] ?? config.port;
+  if (udpBase !== 0 && udpBase + config.workers - 1 > 65_535) return `--workers ${config.workers} needs UDP ports ${udpBase}..${udpBase + config.workers - 1}: beyond 65535`;
   return undefined;
 }

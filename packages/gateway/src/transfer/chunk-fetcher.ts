@@ -270,8 +270,9 @@ export class ChunkFetcher {
         this.nextNew++;
         continue;
       }
-      // A run stops before a chunk the cache has or another transfer is fetching.
-      const limit = this.cache ? this.uncachedRun(this.nextNew, allowed) : allowed;
+      // A run stops before a chunk the cache has or another transfer is fetching (looked up no further
+      // than a run can go: to its affinity block's end).
+      const limit = this.cache ? this.uncachedRun(this.nextNew, Math.min(allowed, AFFINITY_BLOCK - (this.nextNew % AFFINITY_BLOCK))) : allowed;
       const timing = { ahead: this.nextNew - this.nextToDeliver, chunkBytes: this.range.chunkSize, receiveRate: this.receiveRate.bytesPerMs, now: this.init.now(), slackMs: DUE_SLACK_MS };
       const run = this.sources.forRun(this.nextNew, limit, limit < wanted ? Math.min(limit, remaining) : remaining, timing);
       if (!run) return this.init.pool.waitForRoom(this.pumpWhenRoom);
