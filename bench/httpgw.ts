@@ -87,6 +87,8 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
   if (options.chunkSize !== undefined) args.push('--chunk-size', String(options.chunkSize));
   if (options.window !== undefined) args.push('--window', String(options.window));
   if (options.gatewayArgs) args.push(...options.gatewayArgs);
+  const workers = options.workers ?? 1;
+  if (workers > 1) args.push('--workers', String(workers));
   const gateway = new ManagedProcess('httpgw', process.execPath, args, { cwd: REPO_ROOT });
   const servers: ManagedProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -97,19 +99,22 @@ async function startHttpgw(filesDir: string, options: HttpgwOptions, extraArgs: 
     const m = await gateway.waitForLine(LISTENING, START_TIMEOUT_MS);
     const httpPort = Number(m[2]);
     const gwUdpPort = Number(m[4]);
+    // With --workers, every worker's UDP port: each file server registers with all of them.
+    await waitForCount(gateway, LISTENING, workers, START_TIMEOUT_MS);
+    const workerTargets = gateway.linesSince(0).flatMap((line) => LISTENING.exec(line)?.[4] ?? []).slice(1).flatMap((port) => ['--gateway', `127.0.0.1:${port}`]);
     const serverTarget = hooks.serverTarget ? await hooks.serverTarget(gwUdpPort) : gwUdpPort;
     for (let i = 0; i < options.servers; i++) {
       const target = hooks.serverTargetOf ? await hooks.serverTargetOf(i, gwUdpPort) : serverTarget;
-      const args = [...NODE_FLAGS, SERVER_BIN, '127.0.0.1', String(target), '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL, ...(hooks.serverArgs?.(i) ?? [])];
+      const args = [...NODE_FLAGS, SERVER_BIN, '127.0.0.1', String(target), ...workerTargets, '--root', filesDir, '--bind', '127.0.0.1', '--log-level', LOG_LEVEL, ...(hooks.serverArgs?.(i) ?? [])];
       servers.push(new ManagedProcess(`fastfilesrv#${i + 1}`, process.execPath, args, { cwd: REPO_ROOT }));
     }
-    await Promise.all(servers.map((s) => s.waitForLine(REGISTERED, START_TIMEOUT_MS)));
+    await Promise.all(servers.map((s) => waitForCount(s, REGISTERED, workers, START_TIMEOUT_MS)));
     return {
       target: {
         name: 'httpgw',
         url: (file) => `http://127.0.0.1:${httpPort}/${file}`,
         curlArgs: [],
-        pids: () => [gateway.pid, ...servers.map((s) => s.pid)],
+        pids: () => [gateway.pid, ...servers.map((s) => s.pid)], // with --workers, their primary: serverPids() takes its process tree
         watchLog: () => {
           const procs = [gateway, ...servers];
           const marks = procs.map((p) => p.lineCount);

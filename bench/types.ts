@@ -25,6 +25,8 @@ export interface HttpgwOptions {
   cacheSize?: string;
   /** Further gateway flags (`--no-access-log`). */
   gatewayArgs?: readonly string[];
+  /** `--workers`: gateway processes sharing the HTTP port (each file server registers with all). */
+  workers?: number;
 }
 
 /** A running gateway with its file servers. */

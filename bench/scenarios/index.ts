@@ -14,5 +14,6 @@ import { accessLog } from './access-log.js';
 import { unequal } from './unequal.js';
 import { haproxy } from './haproxy.js';
 import { pools } from './pools.js';
+import { workers } from './workers.js';
 
-export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal, haproxy, pools];
+export const SCENARIOS: readonly Scenario[] = [throughput, wrk, cache, cost, sizeScaling, serverScaling, sweep, slowClient, loss, openLoop, accessLog, unequal, haproxy, pools, workers];
