@@ -104,7 +104,9 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
       if (workers.get(index) !== worker) return;
       workers.delete(index);
       if (stopping) {
-        if (code !== 0 && exitCode === 0) exitCode = code ?? 1;
+        // One stopped by the signal before it ever served (see send) did no harm.
+        const stoppedStarting = signal === 'SIGTERM' && !ready.has(index);
+        if (code !== 0 && !stoppedStarting && exitCode === 0) exitCode = code ?? 1;
         if (workers.size === 0) finish();
         return;
       }
@@ -124,8 +126,12 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
       }, delayMs);
     };
 
+    // A worker still starting has no handler for the message yet: the signal itself stops it.
     const send = (message: string) => {
-      for (const worker of workers.values()) if (worker.isConnected()) worker.send(message);
+      for (const [index, worker] of workers) {
+        if (ready.has(index) && worker.isConnected()) worker.send(message);
+        else worker.process.kill('SIGTERM');
+      }
     };
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {

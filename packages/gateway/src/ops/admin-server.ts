@@ -47,7 +47,8 @@ export async function startAdminListener(init: AdminInit, components: AdminCompo
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(init.port, address, () => {
+      // Exclusive: each of --workers' processes has an admin port of its own (node:cluster would share one).
+      server.listen({ port: init.port, host: address, exclusive: true }, () => {
         server.off('error', reject);
         resolve();
       });
