@@ -65,8 +65,11 @@ describe('unequal servers', () => {
       for (const x of st.servers) console.log('DBG', JSON.stringify({ w: x.window, srtt: x.srttMs, min: x.minRttMs, r: x.deliveryBytesPerS, a: x.answers, t: x.timeouts, rx: x.retransmissions, inf: x.inFlight }));
       console.log('DBG', JSON.stringify(st.transfers), JSON.stringify(st.requests), JSON.stringify(st.readAhead));
     }
-    // Generous: on a busy machine both figures wobble by 10-20 %; the bench measures the gain itself.
-    expect(rate(pooled)).toBeGreaterThan(0.8 * rate(alone));
+    // Generous: on a busy machine both figures wobble by 10-20 %, and here the gateway and all three
+    // servers share one event loop (measured 0.75-1.0x alone since datagrams leave at once; separate
+    // processes in the bench: 109 MB/s for 100 + 10 + 10 against 100 alone). Round-robin, which this
+    // guards against, gives about 0.4x (the slow servers' third of the chunks sets the pace).
+    expect(rate(pooled)).toBeGreaterThan(0.65 * rate(alone));
     // They took part: round-robin would give each a third; what they deliver in time is far less.
     const slowChunks = slow.map((server, i) => server.stats.chunksSent - chunksBefore[i]!);
     expect(Math.min(...slowChunks)).toBeGreaterThan(0);
