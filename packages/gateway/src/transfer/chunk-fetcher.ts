@@ -4,7 +4,7 @@ import { markFreeable } from './chunk-memory.js';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { CacheOutcome } from './transfers.js';
 import type { ChunkRange } from './chunk-range.js';
-import { resolveFetcherInit, type ChunkFetcherInit, type FetcherOptions } from './fetcher-init.js';
+import { resolveFetcherInit, type ChunkFetcherInit, type FetcherOptions, type TransferOutcome } from './fetcher-init.js';
 import { planHedges, type Outstanding } from './hedge-plan.js';
 import type { ReadAheadShare } from './read-ahead-budget.js';
 import { ReceiveRate } from './receive-rate.js';
@@ -136,6 +136,9 @@ export class ChunkFetcher {
     signal?.addEventListener('abort', this.onAbort);
     this.init.pool.changed.add(onPoolChange);
     this.init.ticker.add(this.onTick);
+    this.init.lifecycle?.started();
+    let outcome: TransferOutcome = 'abandoned';
+    let failure: unknown;
     try {
       this.checkSources();
       while (this.nextToDeliver <= this.range.lastChunk && !this.cancelled) {
@@ -162,6 +165,11 @@ export class ChunkFetcher {
           await new Promise<void>((resolve) => (this.wakeUp = resolve));
         }
       }
+      if (!this.cancelled) outcome = 'completed';
+    } catch (error) {
+      outcome = 'failed';
+      failure = error;
+      throw error;
     } finally {
       this.finished = true;
       this.init.ticker.delete(this.onTick);
@@ -173,6 +181,7 @@ export class ChunkFetcher {
       // Requests in flight run their course (see onAnswer); their handlers now do nothing but account.
       this.outstanding.clear();
       this.received.clear();
+      this.init.lifecycle?.settled(outcome, failure);
     }
   }
 

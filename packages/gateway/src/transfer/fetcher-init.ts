@@ -40,11 +40,23 @@ export interface ChunkFetcherInit {
   tracker: RequestTracker;
   logger?: Logger;
   now?: () => number;
+  /** Told when the stream starts and how it ended (Transfers counts and logs transfers with it). */
+  lifecycle?: TransferLifecycle;
+}
+
+/** How a transfer's stream ended: every byte delivered, an error, or its consumer stopped (or it was cancelled). */
+export type TransferOutcome = 'completed' | 'failed' | 'abandoned';
+
+export interface TransferLifecycle {
+  started(): void;
+  /** `error`: what a failed stream threw (it is thrown on to the consumer as well). */
+  settled(outcome: TransferOutcome, error?: unknown): void;
 }
 
 /** A ChunkFetcherInit with its defaults filled in and its numbers checked. */
-export interface FetcherOptions extends Required<Omit<ChunkFetcherInit, 'firstByte' | 'lastByte' | 'chunkSize' | 'budget' | 'signal' | 'cache'>> {
+export interface FetcherOptions extends Required<Omit<ChunkFetcherInit, 'firstByte' | 'lastByte' | 'chunkSize' | 'budget' | 'signal' | 'cache' | 'lifecycle'>> {
   range: ChunkRange;
+  lifecycle: TransferLifecycle | undefined;
   budget: ReadAheadBudget | undefined;
   signal: AbortSignal | undefined;
   cache: ChunkCache | undefined;
@@ -67,5 +79,6 @@ export function resolveFetcherInit(init: ChunkFetcherInit): FetcherOptions {
     tracker: init.tracker,
     logger: init.logger ?? silentLogger,
     now: init.now ?? (() => performance.now()),
+    lifecycle: init.lifecycle,
   };
 }

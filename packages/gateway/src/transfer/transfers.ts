@@ -2,6 +2,7 @@ import type { Logger } from '@httpgw/runtime';
 import { CachedProgress, cachedChunks } from '../cache/cached-read.js';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import { ChunkFetcher } from './chunk-fetcher.js';
+import type { TransferOutcome } from './fetcher-init.js';
 import { ChunkRange } from './chunk-range.js';
 import { GatewayError } from '../errors.js';
 import type { FileVersion } from '../lookup/file-lookup.js';
@@ -147,22 +148,25 @@ export class Transfers {
       pool: this.pool,
       tracker: this.tracker,
       logger,
+      // The client leaving cancels it (the fetcher listens while it streams).
+      ...(signal ? { signal } : {}),
+      lifecycle: {
+        started: () => {
+          this.counters.started++;
+          this.running.add(fetcher);
+        },
+        settled: (outcome, error) => this.settled(fetcher, outcome, error, file, lastByte - firstByte + 1, logger),
+      },
     });
-    return { fetcher, chunks: this.accounted(fetcher, signal, file, lastByte - firstByte + 1, logger) };
+    if (this.stopped) fetcher.cancel();
+    // The fetcher's own stream, not a generator around it: each chunk passes one generator, not two.
+    return { fetcher, chunks: fetcher.stream() };
   }
 
-  private async *accounted(fetcher: ChunkFetcher, signal: AbortSignal | undefined, file: FileVersion, length: number, logger: Logger): AsyncGenerator<Buffer, void, undefined> {
-    this.counters.started++;
-    this.running.add(fetcher);
-    const clientLeft = () => fetcher.cancel();
-    if (signal?.aborted || this.stopped) fetcher.cancel();
-    signal?.addEventListener('abort', clientLeft);
-    let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
-    try {
-      yield* fetcher.stream();
-      if (!fetcher.wasCancelled) outcome = 'completed';
-    } catch (error) {
-      outcome = 'failed';
+  /** A transfer's stream ended: counted, and a failure logged with what the client got of it. */
+  private settled(fetcher: ChunkFetcher, outcome: TransferOutcome, error: unknown, file: FileVersion, length: number, logger: Logger): void {
+    this.running.delete(fetcher);
+    if (outcome === 'failed') {
       // Once bytes went out, the only way to tell the client is to cut the connection short: say here why.
       logger[fetcher.bytesDelivered > 0 ? 'error' : 'warn']('transfer failed', {
         path: file.path,
@@ -172,16 +176,13 @@ export class Transfers {
         of: length,
         servers: [...fetcher.serversUsed].join(','),
       });
-      throw error;
-    } finally {
-      signal?.removeEventListener('abort', clientLeft);
-      this.running.delete(fetcher);
-      if (outcome !== 'abandoned') this.counters[outcome]++;
-      this.counters.retransmissions += fetcher.stats.retransmissions;
-      this.counters.hedges += fetcher.stats.hedges;
-      this.counters.badChunks += fetcher.stats.badChunks;
     }
+    if (outcome !== 'abandoned') this.counters[outcome]++;
+    this.counters.retransmissions += fetcher.stats.retransmissions;
+    this.counters.hedges += fetcher.stats.hedges;
+    this.counters.badChunks += fetcher.stats.badChunks;
   }
+
 }
 
 /** Where the range's chunks are now, as a Cache-Status outcome (an empty range is a hit). */
