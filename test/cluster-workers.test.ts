@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { makeTempDir, sha256, writeFiles } from './support/cluster.js';
 import { until } from './support/faulty-harness.js';
@@ -76,6 +77,16 @@ describe('httpgw --workers 2', () => {
     expect(primary.log()).toMatch(/httpgw\[1\]: stopped/);
     expect(primary.log()).toMatch(/httpgw: stopped exitCode=0/);
   }, 60_000);
+
+  it('a worker that cannot bind its UDP port stops the gateway with status 1', async () => {
+    const taken = createSocket('udp4');
+    await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const primary = startProcess('httpgw', ['127.0.0.1', '0', '--udp-port', String(taken.address().port), '--workers', '2']);
+    await primary.waitForLine(/a worker failed to start: stopping/, 15_000);
+    expect(primary.child.exitCode ?? (await new Promise((resolve) => primary.child.once('exit', resolve)))).toBe(1);
+    expect(primary.log()).toMatch(/EADDRINUSE/);
+  }, 30_000);
 
   it('refuses worker UDP ports beyond 65535 as a usage error', async () => {
     const result = await run(process.execPath, [new URL('../packages/gateway/bin/httpgw.js', import.meta.url).pathname, '127.0.0.1', '0', '--udp-port', '65535', '--workers', '2']);

@@ -151,6 +151,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     logger.error(error instanceof Error ? error.message : String(error));
     logger.flush();
+    // A worker that cannot start (its port taken) exits, so its primary sees it fail.
+    leaveCluster();
     return 1;
   }
 }
