@@ -181,7 +181,6 @@ export async function createGateway(init: GatewayInit = {}): Promise<Gateway> {
     worker: init.md5Worker ?? true,
     ...(init.md5Workers !== undefined ? { workers: init.md5Workers } : {}),
     wanted: (answer, from) => tracker?.expects(answer.requestId, from) ?? false,
-    urgent: (answer, from) => tracker?.isUrgent(answer.requestId, from) ?? false,
     deliver: (answer, from, digestOk) => tracker?.onAnswer(answer, from, digestOk),
     logger,
   });

@@ -23,8 +23,7 @@ function setup(worker: boolean, wanted: (answer: Answer) => boolean = () => true
   let done: () => void = () => {};
   const queue = new AnswerQueue({
     worker,
-    wanted,
-    ...(urgent ? { urgent } : {}),
+    wanted: (answer) => wanted(answer) && (urgent?.(answer) ? 'urgent' : true),
     logger: silentLogger,
     deliver: (answer, _from, digestOk) => {
       delivered.push({ requestId: answer.requestId, digestOk, ...(answer.type === 'chunk' ? { data: Buffer.from(answer.data) } : {}) });

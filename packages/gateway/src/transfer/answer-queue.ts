@@ -15,10 +15,12 @@ export interface AnswerQueueInit {
   worker?: boolean;
   /** Worker threads at most (default defaultMd5Workers(): one per core beyond the main thread's, 1..4). */
   workers?: number;
-  /** Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be counted). */
-  wanted: (answer: Answer, from: string) => boolean;
-  /** Whether a client waits for this answer before anything else: hashed here at once, with what arrived before it, not batched. */
-  urgent?: (answer: Answer, from: string) => boolean;
+  /**
+   * Whether an answer is still wanted; unwanted ones skip the hash and go straight on (to be
+   * counted). 'urgent': a client waits for it before anything else: hashed here at once, with what
+   * arrived before it, not batched.
+   */
+  wanted: (answer: Answer, from: string) => boolean | 'urgent';
   logger: Logger;
 }
 
@@ -87,11 +89,12 @@ export class AnswerQueue {
 
   push(answer: Answer, from: string): void {
     if (this.closed) return;
-    if (answer.type !== 'chunk' || !this.init.wanted(answer, from)) return this.passOn(answer, from, undefined);
+    const wanted = answer.type === 'chunk' && this.init.wanted(answer, from);
+    if (!wanted) return this.passOn(answer, from, undefined);
     const entry: ChunkEntry = { answer, from, digestOk: undefined, ready: false };
     this.entries.push(entry);
     this.batch.push(entry);
-    if (this.init.urgent?.(answer, from)) {
+    if (wanted === 'urgent') {
       // A download's first chunk: its client has been waiting a whole round trip already, and a
       // batch may grow for the rest of this poll phase, then wait for a worker. This batch so far
       // (all that arrived before it) is hashed now; what arrives next starts another.

@@ -322,12 +322,13 @@ export class ChunkFetcher {
     const handlers: RequestHandlers[] = [];
     for (let i = 0; i < count; i++) {
       const chunk = first + i;
-      handlers.push({
+      const handler: RequestHandlers = {
         onAnswer: (answer, from, digestOk) => this.onAnswer(chunk, firstId + i, answer, from, digestOk),
         onLost: (_reason, from) => this.onLost(chunk, firstId + i, from),
-        // The first byte's chunk: its client has nothing yet (time to first byte).
-        urgent: () => chunk === this.range.firstChunk && this.nextToDeliver === chunk,
-      });
+      };
+      // The first byte's chunk: its client has nothing yet (time to first byte). The others need no test.
+      if (chunk === this.range.firstChunk) handler.urgent = () => this.nextToDeliver === chunk;
+      handlers.push(handler);
     }
     const firstId = this.init.tracker.sendRun(server, (requestId) => ({ type: 'chunk-request', requestId, path, version, chunk: first, chunkSize, ...(count > 1 ? { count } : {}) }), handlers);
     this.stats.requests += count;

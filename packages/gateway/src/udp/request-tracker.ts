@@ -90,15 +90,20 @@ export class RequestTracker {
     this.now = init.now ?? (() => performance.now());
   }
 
-  /** Whether an answer with this id from this server would be taken (not late, not spoofed). */
-  expects(requestId: number, fromKey: string): boolean {
-    return this.byId.get(requestId)?.server.key === fromKey;
+  /**
+   * Whether an answer with this id from this server would be taken (not late, not spoofed), and
+   * 'urgent' when a client waits for it before anything else (RequestHandlers.urgent): one lookup
+   * per answer for both.
+   */
+  expects(requestId: number, fromKey: string): boolean | 'urgent' {
+    const request = this.byId.get(requestId);
+    if (request === undefined || request.server.key !== fromKey) return false;
+    return request.handlers.urgent?.() === true ? 'urgent' : true;
   }
 
-  /** Whether the answer to `requestId` from `fromKey` is one a client waits for before anything else (RequestHandlers.urgent). */
+  /** Whether the answer to `requestId` from `fromKey` is one a client waits for before anything else. */
   isUrgent(requestId: number, fromKey: string): boolean {
-    const request = this.byId.get(requestId);
-    return request !== undefined && request.server.key === fromKey && request.handlers.urgent?.() === true;
+    return this.expects(requestId, fromKey) === 'urgent';
   }
 
   get inFlight(): number {
