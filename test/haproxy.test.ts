@@ -207,8 +207,10 @@ describe('two gateways behind HAProxy (deploy/haproxy.cfg)', () => {
     expect(burst.map((r) => r.status)).toEqual(burst.map(() => 200));
     expect(burst.every((r) => sha256(r.body) === sha256(files.get(SMALL)!))).toBe(true);
     await haproxy.waitForStatus(draining.name, 'DOWN', 10_000);
-    // HAProxy writes its log line a moment after the stats socket says DOWN: wait for it.
-    await expect.poll(() => haproxy.log(), { timeout: 5_000 }).toMatch(new RegExp(`Server gateways/${draining.name} is DOWN, reason: Layer7 wrong status, code: 503`));
+    // HAProxy writes its log line a moment after the stats socket says DOWN: wait for it. Usually its
+    // /readyz check sees the 503 first; on a busy machine its `observe layer4` may take the draining
+    // gateway out a moment earlier, on a connection that failed (seen once in CI): out either way.
+    await expect.poll(() => haproxy.log(), { timeout: 5_000 }).toMatch(new RegExp(`Server gateways/${draining.name} is DOWN, reason: (Layer7 wrong status, code: 503|Health analyze)`));
     for (const result of await Promise.all(downloads)) {
       expect(result.status).toBe(200);
       expect(result.exitCode).toBe(0);
